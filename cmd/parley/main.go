@@ -1,0 +1,272 @@
+// Command parley is the Parley messaging server: `parley serve` runs it,
+// `parley user …` manages accounts, `parley version` prints the version.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/parley-im/parley/internal/config"
+	"github.com/parley-im/parley/internal/sasl"
+	"github.com/parley-im/parley/internal/server"
+	"github.com/parley-im/parley/internal/store"
+	"github.com/parley-im/parley/internal/store/pebble"
+	"github.com/parley-im/parley/jid"
+)
+
+const usage = `Parley, a messaging server that speaks XMPP.
+
+Usage:
+  parley serve [flags]                      run the server (parley serve --help for flags)
+  parley user add JID (--password P | --password-stdin) [--data DIR]
+  parley user passwd JID (--password P | --password-stdin) [--data DIR]
+  parley user del JID [--data DIR]
+  parley user list [--data DIR]
+  parley version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "user":
+		return user(args[1:], stdin, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "parley %s\n", server.Version)
+		return 0
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "parley: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == config.LogFormatJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func serve(args []string, stderr io.Writer) int {
+	cfg, err := config.Load(args, os.Environ())
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "parley serve: invalid configuration:\n%v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	slog.SetDefault(log)
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	srv.Start()
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	got := <-sig
+	log.Info("shutting down", "signal", got.String())
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Error("shutdown", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+// parseInterleaved parses flags that may come before or after positional
+// arguments ("user add alice --password x" as well as "user add --password x alice").
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func user(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("user "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def := config.Default()
+	data := fs.String("data", envOr("PARLEY_DATA", def.Data), "data directory of the server")
+	password := fs.String("password", "", "the password (visible in the process list: prefer --password-stdin)")
+	passStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	pos, err := parseInterleaved(fs, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2
+	}
+	want := 1
+	if sub == "list" {
+		want = 0
+	}
+	if len(pos) != want {
+		fmt.Fprintf(stderr, "parley user %s: expected %d argument(s)\n\n%s", sub, want, usage)
+		return 2
+	}
+	var username string
+	if want == 1 {
+		username, err = localpart(pos[0])
+		if err != nil {
+			fmt.Fprintf(stderr, "parley user %s: %v\n", sub, err)
+			return 2
+		}
+	}
+	var pw string
+	if sub == "add" || sub == "passwd" {
+		pw, err = readPassword(*password, *passStdin, stdin)
+		if err != nil {
+			fmt.Fprintf(stderr, "parley user %s: %v\n", sub, err)
+			return 2
+		}
+	}
+	st, err := pebble.Open(filepath.Join(*data, "store"), pebble.Options{})
+	if err != nil {
+		if errors.Is(err, pebble.ErrLocked) {
+			fmt.Fprintf(stderr, "parley user %s: a Parley server is running on %s; stop it first (changing accounts of a running server goes through its admin API)\n", sub, *data)
+		} else {
+			fmt.Fprintf(stderr, "parley user %s: %v\n", sub, err)
+		}
+		return 1
+	}
+	defer st.Close()
+	ctx := context.Background()
+	switch sub {
+	case "add":
+		sha1, sha256, err := sasl.NewCredentials(pw)
+		if err == nil {
+			err = st.CreateAccount(ctx, store.Account{Username: username, Created: time.Now(), SHA1: sha1, SHA256: sha256})
+		}
+		if errors.Is(err, store.ErrExists) {
+			fmt.Fprintf(stderr, "parley user add: %s already exists\n", username)
+			return 1
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "parley user add: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "added %s\n", username)
+	case "passwd":
+		sha1, sha256, err := sasl.NewCredentials(pw)
+		if err == nil {
+			err = st.SetCredentials(ctx, username, sha1, sha256)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "parley user passwd: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "password changed for %s\n", username)
+	case "del":
+		if err := st.DeleteAccount(ctx, username); err != nil {
+			fmt.Fprintf(stderr, "parley user del: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "deleted %s\n", username)
+	case "list":
+		after := ""
+		for {
+			names, err := st.ListAccounts(ctx, after, 1000)
+			if err != nil {
+				fmt.Fprintf(stderr, "parley user list: %v\n", err)
+				return 1
+			}
+			for _, n := range names {
+				fmt.Fprintln(stdout, n)
+			}
+			if len(names) < 1000 {
+				break
+			}
+			after = names[len(names)-1]
+		}
+	default:
+		fmt.Fprintf(stderr, "parley user: unknown command %q\n\n%s", sub, usage)
+		return 2
+	}
+	return 0
+}
+
+// localpart accepts "alice" or "alice@domain" and returns the normalised
+// localpart: the store is per domain-less username.
+func localpart(s string) (string, error) {
+	if !strings.Contains(s, "@") {
+		s += "@localhost"
+	}
+	j, err := jid.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("invalid JID %q: %w", s, err)
+	}
+	if j.Local() == "" || j.Resource() != "" {
+		return "", fmt.Errorf("invalid JID %q: want user@domain", s)
+	}
+	return j.Local(), nil
+}
+
+func readPassword(flagValue string, fromStdin bool, stdin io.Reader) (string, error) {
+	switch {
+	case fromStdin && flagValue != "":
+		return "", errors.New("give either --password or --password-stdin, not both")
+	case fromStdin:
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == "" {
+			return "", errors.New("empty password on standard input")
+		}
+		return line, nil
+	case flagValue != "":
+		return flagValue, nil
+	}
+	return "", errors.New("a password is required: --password P or --password-stdin")
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

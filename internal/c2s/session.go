@@ -1,0 +1,669 @@
+package c2s
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parley-im/parley/jid"
+	"github.com/parley-im/parley/stanza"
+	"github.com/parley-im/parley/internal/router"
+)
+
+// Namespaces used during negotiation.
+const (
+	nsRegisterFeature = "http://jabber.org/features/iq-register"
+	nsRegister        = "jabber:iq:register"
+)
+
+// Config is shared by every session of a listener.
+type Config struct {
+	Domain            string
+	TLS               *tls.Config // nil disables STARTTLS
+	StartTLSRequired  bool
+	AllowRegistration bool
+	Router            *router.Router
+	Auth              Authenticator
+	Presence          Presence
+	Register          Registration // nil when registration is off
+	Logger            *slog.Logger
+	// MaxOutBytes bounds a session's pending output; a client that does not
+	// read past it is disconnected and its messages stay queued.
+	MaxOutBytes int
+	// StanzaRate and StanzaBurst shape a session's inbound stanzas (token
+	// bucket): past the burst the reader pauses instead of reading more.
+	StanzaRate  float64
+	StanzaBurst float64
+	// MaxDirected bounds the directed-presence set a session remembers.
+	MaxDirected int
+	// Metrics, if set, counts session events.
+	Metrics *Metrics
+	// Now is the clock; nil uses time.Now.
+	Now func() time.Time
+}
+
+// Metrics are the session counters a server exposes.
+type Metrics struct {
+	Panics        atomic.Int64
+	StanzasIn     atomic.Int64
+	StanzasOut    atomic.Int64
+	LoginFailures atomic.Int64
+	Logins        atomic.Int64
+	SlowConsumers atomic.Int64
+}
+
+type state uint8
+
+const (
+	stateHeader    state = iota // waiting for the stream header
+	stateFeatures               // features sent, waiting for starttls/auth
+	stateSASL                   // a SASL exchange is in progress
+	stateAuthed                 // authenticated, waiting for bind
+	stateBound                  // resource bound: stanzas flow
+	stateClosed
+)
+
+// Session is one client connection's XMPP session. Its negotiation state is
+// owned by the reader (whoever calls Feed); the outbound path is guarded by
+// outMu and may be used from any goroutine. Nothing is buffered while the
+// session is idle.
+type Session struct {
+	cfg   *Config
+	tr    Transport
+	codec Codec
+	log   *slog.Logger
+
+	// Reader-owned state.
+	state    state
+	secure   bool
+	mech     Mech
+	user     string
+	jid      jid.JID
+	streamID string
+	tokens   float64
+	lastTok  time.Time
+	directed []jid.JID
+	initial  bool // initial presence sent
+	ctx      context.Context
+
+	// Published to other goroutines.
+	available     atomic.Bool
+	priority      atomic.Int32
+	lastPresence  atomic.Pointer[stanza.Element]
+	rosterWanted  atomic.Bool
+	bound         atomic.Bool
+
+	// Outbound path.
+	outMu       sync.Mutex
+	out         []byte
+	acks        []*router.Ack
+	flushing    bool
+	inFeed      bool
+	closing     bool // no more output accepted
+	closeAfter  bool // close the transport once out is written
+	ended       bool
+}
+
+// New creates a session on a transport speaking codec. Call Open first if the
+// transport has negotiated anything (direct TLS), then Feed as bytes arrive,
+// and End once the transport has no more bytes.
+func New(cfg *Config, tr Transport, codec Codec) *Session {
+	s := &Session{cfg: cfg, tr: tr, codec: codec, ctx: context.Background()}
+	s.secure = tr.TLS() != nil
+	s.log = cfg.Logger
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.tokens = cfg.StanzaBurst
+	return s
+}
+
+// JID returns the bound full JID (zero before binding).
+func (s *Session) JID() jid.JID { return s.jid }
+
+// Available reports whether initial presence was sent and not withdrawn.
+func (s *Session) Available() bool { return s.available.Load() }
+
+// Priority is the priority of the session's last available presence.
+func (s *Session) Priority() int { return int(s.priority.Load()) }
+
+// LastPresence returns the last broadcast presence, or nil.
+func (s *Session) LastPresence() *stanza.Element { return s.lastPresence.Load() }
+
+// RosterWanted reports whether the client has requested its roster and so
+// receives roster pushes (RFC 6121 §2.1.6).
+func (s *Session) RosterWanted() bool { return s.rosterWanted.Load() }
+
+// SetRosterWanted records that the client has requested its roster.
+func (s *Session) SetRosterWanted() { s.rosterWanted.Store(true) }
+
+// Secure reports whether the stream is encrypted.
+func (s *Session) Secure() bool { return s.secure }
+
+func (s *Session) now() time.Time {
+	if s.cfg.Now != nil {
+		return s.cfg.Now()
+	}
+	return time.Now()
+}
+
+// Feed processes bytes read from the client. It returns an error when the
+// session has ended (the transport should then call End and stop reading).
+// A panic inside is contained: the session ends with internal-server-error.
+func (s *Session) Feed(p []byte) (err error) {
+	s.outMu.Lock()
+	s.inFeed = true
+	s.outMu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			if s.cfg.Metrics != nil {
+				s.cfg.Metrics.Panics.Add(1)
+			}
+			s.log.Error("c2s: session panic", "jid", s.jid.String(), "panic", r, "stack", string(debug.Stack()))
+			s.fail(stanza.NewStreamError(stanza.StreamInternalServerError, ""))
+			err = errSessionPanic
+		}
+		s.outMu.Lock()
+		s.inFeed = false
+		s.outMu.Unlock()
+		s.flushInline()
+	}()
+	if s.state == stateClosed {
+		return errClosed
+	}
+	if err := s.codec.Feed(p); err != nil {
+		s.fail(stanza.AsStreamError(err))
+		return err
+	}
+	for s.state != stateClosed {
+		ev, ok, err := s.codec.Next()
+		if err != nil {
+			s.fail(stanza.AsStreamError(err))
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		if err := s.handle(ev); err != nil {
+			s.fail(stanza.AsStreamError(err))
+			return err
+		}
+	}
+	return errClosed
+}
+
+var (
+	errClosed       = errors.New("c2s: session closed")
+	errSessionPanic = errors.New("c2s: session panic")
+)
+
+// Throttle returns how long the reader should wait before reading again,
+// per the stanza rate shaper; zero when it may read at once.
+func (s *Session) Throttle() time.Duration {
+	if s.cfg.StanzaRate <= 0 || s.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-s.tokens / s.cfg.StanzaRate * float64(time.Second))
+}
+
+// take spends one token of the stanza shaper.
+func (s *Session) take() {
+	if s.cfg.StanzaRate <= 0 {
+		return
+	}
+	now := s.now()
+	if !s.lastTok.IsZero() {
+		s.tokens += now.Sub(s.lastTok).Seconds() * s.cfg.StanzaRate
+		if s.tokens > s.cfg.StanzaBurst {
+			s.tokens = s.cfg.StanzaBurst
+		}
+	}
+	s.lastTok = now
+	s.tokens--
+}
+
+func (s *Session) handle(ev Event) error {
+	switch ev.Kind {
+	case EventOpen:
+		return s.handleOpen(ev.Header)
+	case EventClose:
+		s.close(nil)
+		return nil
+	}
+	el := ev.Element
+	switch s.state {
+	case stateHeader:
+		return stanza.NewStreamError(stanza.StreamNotWellFormed, "stream header expected")
+	case stateFeatures:
+		return s.handleNegotiation(el)
+	case stateSASL:
+		return s.handleSASL(el)
+	case stateAuthed:
+		return s.handleBind(el)
+	case stateBound:
+		if s.cfg.Metrics != nil {
+			s.cfg.Metrics.StanzasIn.Add(1)
+		}
+		s.take()
+		return s.handleStanza(el)
+	}
+	return nil
+}
+
+func (s *Session) handleOpen(h Header) error {
+	if s.state != stateHeader {
+		return stanza.NewStreamError(stanza.StreamNotWellFormed, "unexpected stream header")
+	}
+	s.streamID = randomID()
+	// RFC 6120 §4.9.1.2: answer with our own header before any error.
+	s.send(nil, func(dst []byte) []byte {
+		return s.codec.AppendOpen(dst, Header{From: s.cfg.Domain, ID: s.streamID, Version: "1.0", Lang: "en", NS: stanza.NSClient})
+	})
+	if h.NS != "" && h.NS != stanza.NSClient {
+		return stanza.NewStreamError(stanza.StreamInvalidNamespace, "")
+	}
+	if to, err := jid.Parse(h.To); h.To == "" || err != nil || to.String() != s.cfg.Domain {
+		return stanza.NewStreamError(stanza.StreamHostUnknown, "this server serves "+s.cfg.Domain)
+	}
+	if major, _, _ := cutVersion(h.Version); major != 1 {
+		return stanza.NewStreamError(stanza.StreamUnsupportedVersion, "XMPP 1.0 is required")
+	}
+	feats := stanza.New("features", stanza.NSStream)
+	if s.user == "" {
+		s.state = stateFeatures
+		if !s.secure && s.cfg.TLS != nil && s.tr.CanStartTLS() {
+			st := stanza.New("starttls", stanza.NSTLS)
+			if s.cfg.StartTLSRequired {
+				st.Append(stanza.New("required", stanza.NSTLS))
+			}
+			feats.Append(st)
+		}
+		if s.secure || !s.cfg.StartTLSRequired {
+			mechs := stanza.New("mechanisms", stanza.NSSASL)
+			for _, m := range s.cfg.Auth.Mechanisms(s.tr.TLS()) {
+				mechs.Append(stanza.New("mechanism", stanza.NSSASL).AppendText(m))
+			}
+			feats.Append(mechs)
+			if s.cfg.Register != nil {
+				feats.Append(stanza.New("register", nsRegisterFeature))
+			}
+		}
+	} else {
+		s.state = stateAuthed
+		feats.Append(stanza.New("bind", stanza.NSBind))
+		feats.Append(stanza.New("session", stanza.NSSession).Append(stanza.New("optional", stanza.NSSession)))
+	}
+	s.sendElement(feats)
+	return nil
+}
+
+func cutVersion(v string) (major, minor int, ok bool) {
+	for i := 0; i < len(v); i++ {
+		if v[i] == '.' {
+			a, err1 := strconv.Atoi(v[:i])
+			b, err2 := strconv.Atoi(v[i+1:])
+			return a, b, err1 == nil && err2 == nil
+		}
+	}
+	return 0, 0, false
+}
+
+func (s *Session) handleNegotiation(el *stanza.Element) error {
+	switch {
+	case el.Name == "starttls" && el.NS == stanza.NSTLS:
+		if s.secure || s.cfg.TLS == nil || !s.tr.CanStartTLS() {
+			return stanza.NewStreamError(stanza.StreamPolicyViolation, "STARTTLS is not available")
+		}
+		return s.startTLS()
+	case el.Name == "auth" && el.NS == stanza.NSSASL:
+		if !s.secure && s.cfg.StartTLSRequired {
+			s.sendElement(saslFailure("encryption-required", "STARTTLS first"))
+			return nil
+		}
+		return s.startSASL(el)
+	case el.Name == "iq" && s.cfg.Register != nil && el.ChildNS(nsRegister) != nil:
+		if !s.secure && s.cfg.StartTLSRequired {
+			return stanza.NewStreamError(stanza.StreamPolicyViolation, "STARTTLS first")
+		}
+		if reply := s.cfg.Register.HandleIQ(s.ctx, s.tr.RemoteIP(), el); reply != nil {
+			s.sendElement(reply)
+		}
+		return nil
+	case el.IsStanza():
+		return stanza.NewStreamError(stanza.StreamNotAuthorized, "authenticate first")
+	}
+	return stanza.NewStreamError(stanza.StreamUnsupportedStanzaType, "")
+}
+
+func (s *Session) startTLS() error {
+	// <proceed/> must reach the client before the handshake starts, so it
+	// is written synchronously; any bytes pipelined after <starttls/> are
+	// a protocol violation and are dropped with the decoder state.
+	s.sendElement(stanza.New("proceed", stanza.NSTLS))
+	if err := s.flushSync(); err != nil {
+		return err
+	}
+	if err := s.tr.StartTLS(s.cfg.TLS); err != nil {
+		s.log.Debug("c2s: TLS handshake failed", "ip", s.tr.RemoteIP(), "err", err)
+		s.state = stateClosed
+		s.markClosing()
+		_ = s.tr.Close()
+		return nil
+	}
+	s.secure = true
+	s.codec.Reset()
+	s.state = stateHeader
+	return nil
+}
+
+func (s *Session) startSASL(el *stanza.Element) error {
+	name := el.Attr("mechanism")
+	mech, err := s.cfg.Auth.Start(name, s.tr.RemoteIP(), s.tr.TLS())
+	if err != nil {
+		cond, text := s.cfg.Auth.Condition(err)
+		s.loginFailed(name, cond)
+		s.sendElement(saslFailure(cond, text))
+		return nil
+	}
+	s.mech = mech
+	s.state = stateSASL
+	data, err := decodeSASL(el.TextContent())
+	if err != nil {
+		return s.saslAbort("incorrect-encoding", "")
+	}
+	return s.saslStep(data)
+}
+
+func (s *Session) handleSASL(el *stanza.Element) error {
+	if el.NS != stanza.NSSASL {
+		return stanza.NewStreamError(stanza.StreamNotAuthorized, "SASL exchange in progress")
+	}
+	switch el.Name {
+	case "response":
+		data, err := decodeSASL(el.TextContent())
+		if err != nil {
+			return s.saslAbort("incorrect-encoding", "")
+		}
+		return s.saslStep(data)
+	case "abort":
+		return s.saslAbort("aborted", "")
+	}
+	return stanza.NewStreamError(stanza.StreamNotAuthorized, "SASL exchange in progress")
+}
+
+func (s *Session) saslAbort(cond, text string) error {
+	s.loginFailed("", cond)
+	s.mech = nil
+	s.state = stateFeatures
+	s.sendElement(saslFailure(cond, text))
+	return nil
+}
+
+func (s *Session) saslStep(data []byte) error {
+	out, done, err := s.mech.Next(data)
+	if err != nil {
+		cond, text := s.cfg.Auth.Condition(err)
+		return s.saslAbort(cond, text)
+	}
+	if !done {
+		s.sendElement(stanza.New("challenge", stanza.NSSASL).AppendText(encodeSASL(out)))
+		return nil
+	}
+	s.user = s.mech.Username()
+	s.mech = nil
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.Logins.Add(1)
+	}
+	succ := stanza.New("success", stanza.NSSASL)
+	if len(out) > 0 {
+		succ.AppendText(base64.StdEncoding.EncodeToString(out))
+	}
+	s.sendElement(succ)
+	s.codec.Reset()
+	s.state = stateHeader
+	return nil
+}
+
+func (s *Session) loginFailed(mech, cond string) {
+	s.cfg.Auth.Failed(s.tr.RemoteIP(), s.mech)
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.LoginFailures.Add(1)
+	}
+	s.log.Info("c2s: login failed", "ip", s.tr.RemoteIP(), "mechanism", mech, "condition", cond)
+}
+
+func saslFailure(cond, text string) *stanza.Element {
+	f := stanza.New("failure", stanza.NSSASL).Append(stanza.New(cond, stanza.NSSASL))
+	if text != "" {
+		f.Append(stanza.New("text", stanza.NSSASL).SetAttr("xml:lang", "en").AppendText(text))
+	}
+	return f
+}
+
+// decodeSASL decodes a SASL payload: "=" is an empty response (RFC 6120 §6.4.2).
+func decodeSASL(s string) ([]byte, error) {
+	if s == "" || s == "=" {
+		return nil, nil
+	}
+	return base64.StdEncoding.DecodeString(s)
+}
+
+func encodeSASL(b []byte) string {
+	if len(b) == 0 {
+		return "="
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func (s *Session) handleBind(el *stanza.Element) error {
+	if el.Name != "iq" {
+		return stanza.NewStreamError(stanza.StreamNotAuthorized, "bind a resource first")
+	}
+	b := el.Child("bind", stanza.NSBind)
+	if b == nil || el.Type() != "set" {
+		if el.Type() == "get" || el.Type() == "set" {
+			s.sendError(el, stanza.ErrNotAuthorized.WithText("bind a resource first"))
+		}
+		return nil
+	}
+	res := b.ChildText("resource", "")
+	if res == "" {
+		res = "parley-" + randomID()[:10]
+	}
+	full, err := jid.New(s.user, s.cfg.Domain, res)
+	if err != nil {
+		s.sendError(el, stanza.ErrBadRequest.WithText("invalid resource"))
+		return nil
+	}
+	s.jid = full
+	replaced, err := s.cfg.Router.Bind(s)
+	if err != nil {
+		s.jid = jid.JID{}
+		s.sendError(el, stanza.ErrResourceConstraint.WithText("too many sessions for this account"))
+		return nil
+	}
+	if replaced != nil {
+		replaced.Kick(stanza.NewStreamError(stanza.StreamConflict, "replaced by a new session"))
+	}
+	s.bound.Store(true)
+	s.state = stateBound
+	s.log = s.log.With("jid", full.String())
+	res2 := stanza.New("iq", stanza.NSClient).SetAttr("id", el.ID()).SetAttr("type", "result").
+		Append(stanza.New("bind", stanza.NSBind).Append(stanza.New("jid", stanza.NSBind).AppendText(full.String())))
+	s.sendElement(res2)
+	return nil
+}
+
+func (s *Session) handleStanza(el *stanza.Element) error {
+	if !el.IsStanza() {
+		return stanza.NewStreamError(stanza.StreamUnsupportedStanzaType, "")
+	}
+	// RFC 6120 §8.1.2.1: the server stamps from; a client cannot speak as
+	// anyone else.
+	el.SetAttr("from", s.jid.String())
+	var to jid.JID
+	if t := el.To(); t != "" {
+		var err error
+		to, err = jid.Parse(t)
+		if err != nil {
+			s.sendError(el, stanza.ErrJIDMalformed)
+			return nil
+		}
+		el.SetAttr("to", to.String())
+	}
+	switch el.Name {
+	case "iq":
+		return s.handleIQ(el, to)
+	case "presence":
+		s.handlePresence(el, to)
+		return nil
+	}
+	s.cfg.Router.Route(s.ctx, el)
+	return nil
+}
+
+func (s *Session) handleIQ(el *stanza.Element, to jid.JID) error {
+	switch el.Type() {
+	case "get", "set":
+		if len(el.Elements()) != 1 {
+			// RFC 6120 §8.2.3: exactly one payload.
+			s.sendError(el, stanza.ErrBadRequest)
+			return nil
+		}
+	case "result", "error":
+	default:
+		s.sendError(el, stanza.ErrBadRequest)
+		return nil
+	}
+	if el.ID() == "" {
+		s.sendError(el, stanza.ErrBadRequest.WithText("iq without id"))
+		return nil
+	}
+	if to.IsZero() || to.String() == s.cfg.Domain {
+		if el.Child("session", stanza.NSSession) != nil && el.Type() == "set" {
+			s.sendElement(stanza.Result(el).SetAttr("to", s.jid.String()))
+			return nil
+		}
+		if el.Child("bind", stanza.NSBind) != nil {
+			s.sendError(el, stanza.ErrNotAllowed.WithText("resource already bound"))
+			return nil
+		}
+	}
+	s.cfg.Router.Route(s.ctx, el)
+	return nil
+}
+
+func (s *Session) handlePresence(el *stanza.Element, to jid.JID) {
+	typ := el.Type()
+	switch typ {
+	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
+		if to.IsZero() {
+			return
+		}
+		s.cfg.Presence.Subscription(s.ctx, s.jid, el)
+		return
+	case "probe":
+		return // RFC 6121 §4.3: clients do not send probes
+	case "", "unavailable", "error":
+	default:
+		return
+	}
+	if to.IsZero() || to == s.jid.Bare() {
+		if typ == "error" {
+			return
+		}
+		initial := !s.initial && typ == ""
+		if typ == "" {
+			s.initial = true
+			s.priority.Store(int32(priorityOf(el)))
+			s.lastPresence.Store(el)
+			s.available.Store(true)
+		} else {
+			s.available.Store(false)
+			s.lastPresence.Store(nil)
+		}
+		el.SetAttr("to", "")
+		s.cfg.Presence.Broadcast(s.ctx, s, el, initial)
+		if typ == "unavailable" {
+			s.initial = false
+			s.directed = nil
+		}
+		return
+	}
+	// Directed presence (RFC 6121 §4.6): remembered so that the contact
+	// learns of our unavailability when the session ends.
+	if typ == "" {
+		s.rememberDirected(to)
+	}
+	s.cfg.Router.Route(s.ctx, el)
+}
+
+func (s *Session) rememberDirected(to jid.JID) {
+	for _, j := range s.directed {
+		if j == to {
+			return
+		}
+	}
+	max := s.cfg.MaxDirected
+	if max <= 0 {
+		max = 100
+	}
+	if len(s.directed) >= max {
+		return
+	}
+	s.directed = append(s.directed, to)
+}
+
+func priorityOf(p *stanza.Element) int {
+	v := p.ChildText("priority", "")
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < -128 || n > 127 {
+		return 0
+	}
+	return n
+}
+
+// sendError answers a stanza from this client with a stanza error.
+func (s *Session) sendError(el *stanza.Element, e *stanza.Error) {
+	reply := stanza.ErrorReply(el, e)
+	if reply == nil {
+		return
+	}
+	reply.SetAttr("from", "")
+	if s.bound.Load() {
+		reply.SetAttr("to", s.jid.String())
+	} else {
+		reply.SetAttr("to", "")
+	}
+	if to := el.To(); to != "" {
+		reply.SetAttr("from", to)
+	}
+	s.sendElement(reply)
+}
+
+func randomID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// String describes the session for logs.
+func (s *Session) String() string {
+	return fmt.Sprintf("c2s[%s %s %s]", s.tr.Kind(), s.tr.RemoteIP(), s.jid.String())
+}
+
+// Authenticated reports whether the session has bound a resource; until
+// then the transport applies its idle timeout.
+func (s *Session) Authenticated() bool { return s.bound.Load() }

@@ -1,0 +1,226 @@
+// Package listener owns the client sockets: TCP and direct-TLS accept loops,
+// connection limits (total and per address), the per-connection reader that
+// feeds a session, and connection tracking so a shutdown can drain.
+package listener
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Session is what a listener runs on a connection.
+type Session interface {
+	Feeder
+	// Authenticated reports whether the idle timeout no longer applies.
+	Authenticated() bool
+	// Shutdown asks the session to end for a server stop.
+	Shutdown()
+}
+
+// NewSession builds the session for a new connection. alpn is the
+// protocol negotiated on a direct-TLS connection ("" otherwise).
+type NewSession func(c *Conn, alpn string) (Session, error)
+
+// Config configures a Listener.
+type Config struct {
+	Addr string
+	// TLS, when set, makes this a direct-TLS listener (XEP-0368).
+	TLS              *tls.Config
+	MaxConnections   int
+	MaxConnectionsIP int
+	IdleTimeout      time.Duration // before authentication
+	WriteTimeout     time.Duration
+	Logger           *slog.Logger
+	NewSession       NewSession
+	// Tracker is shared by the server's listeners for global limits and
+	// draining.
+	Tracker *Tracker
+}
+
+// Tracker counts and tracks live connections across listeners.
+type Tracker struct {
+	mu       sync.Mutex
+	sessions map[Session]struct{}
+	perIP    map[string]int
+	total    atomic.Int64
+	wg       sync.WaitGroup
+	closed   bool
+}
+
+// NewTracker returns an empty tracker.
+func NewTracker() *Tracker {
+	return &Tracker{sessions: map[Session]struct{}{}, perIP: map[string]int{}}
+}
+
+// Count returns the number of live connections.
+func (t *Tracker) Count() int { return int(t.total.Load()) }
+
+func (t *Tracker) admit(ip string, max, maxIP int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	if max > 0 && int(t.total.Load()) >= max {
+		return false
+	}
+	if maxIP > 0 && t.perIP[ip] >= maxIP {
+		return false
+	}
+	t.perIP[ip]++
+	t.total.Add(1)
+	t.wg.Add(1)
+	return true
+}
+
+func (t *Tracker) release(ip string, s Session) {
+	t.mu.Lock()
+	if n := t.perIP[ip] - 1; n > 0 {
+		t.perIP[ip] = n
+	} else {
+		delete(t.perIP, ip)
+	}
+	if s != nil {
+		delete(t.sessions, s)
+	}
+	t.mu.Unlock()
+	t.total.Add(-1)
+	t.wg.Done()
+}
+
+func (t *Tracker) add(s Session) {
+	t.mu.Lock()
+	t.sessions[s] = struct{}{}
+	t.mu.Unlock()
+}
+
+// Drain refuses new connections, asks every session to shut down and
+// waits until they are gone or ctx ends.
+func (t *Tracker) Drain(ctx context.Context) error {
+	t.mu.Lock()
+	t.closed = true
+	all := make([]Session, 0, len(t.sessions))
+	for s := range t.sessions {
+		all = append(all, s)
+	}
+	t.mu.Unlock()
+	for _, s := range all {
+		s.Shutdown()
+	}
+	done := make(chan struct{})
+	go func() { t.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("listener: %d connections still open: %w", t.Count(), ctx.Err())
+	}
+}
+
+// Listener accepts client connections on one address.
+type Listener struct {
+	cfg  Config
+	ln   net.Listener
+	log  *slog.Logger
+	done chan struct{}
+}
+
+// Listen binds the address; Serve starts accepting.
+func Listen(cfg Config) (*Listener, error) {
+	if cfg.Tracker == nil {
+		cfg.Tracker = NewTracker()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	return &Listener{cfg: cfg, ln: ln, log: cfg.Logger, done: make(chan struct{})}, nil
+}
+
+// Addr is the bound address (with the chosen port for ":0").
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// Close stops accepting; live connections are untouched (see Tracker.Drain).
+func (l *Listener) Close() error {
+	err := l.ln.Close()
+	<-l.done
+	return err
+}
+
+// Serve accepts until Close. Temporary accept errors (out of file
+// descriptors) back off instead of spinning.
+func (l *Listener) Serve() {
+	defer close(l.done)
+	var backoff time.Duration
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if backoff == 0 {
+				backoff = 5 * time.Millisecond
+			} else if backoff < time.Second {
+				backoff *= 2
+			}
+			l.log.Warn("listener: accept", "addr", l.cfg.Addr, "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		go l.handle(c.(*net.TCPConn))
+	}
+}
+
+func (l *Listener) handle(tcp *net.TCPConn) {
+	c, err := newConn(tcp, l.cfg.WriteTimeout)
+	if err != nil {
+		_ = tcp.Close()
+		return
+	}
+	t := l.cfg.Tracker
+	if !t.admit(c.ip, l.cfg.MaxConnections, l.cfg.MaxConnectionsIP) {
+		_ = tcp.Close()
+		return
+	}
+	var sess Session
+	defer func() { t.release(c.ip, sess) }()
+	defer func() {
+		if p := recover(); p != nil {
+			l.log.Error("listener: connection panic", "ip", c.ip, "panic", p)
+			_ = c.Close()
+		}
+	}()
+	_ = tcp.SetKeepAlivePeriod(3 * time.Minute)
+	alpn := ""
+	if l.cfg.TLS != nil {
+		tc := tls.Server(tcp, l.cfg.TLS)
+		_ = tcp.SetDeadline(time.Now().Add(15 * time.Second))
+		if err := handshake(tc); err != nil {
+			l.log.Debug("listener: TLS handshake", "ip", c.ip, "err", err)
+			_ = tcp.Close()
+			return
+		}
+		_ = tcp.SetDeadline(time.Time{})
+		c.tls, c.c, c.kind = tc, tc, "tls"
+		alpn = tc.ConnectionState().NegotiatedProtocol
+	}
+	sess, err = l.cfg.NewSession(c, alpn)
+	if err != nil {
+		l.log.Debug("listener: session", "ip", c.ip, "err", err)
+		_ = c.Close()
+		return
+	}
+	t.add(sess)
+	c.readLoop(sess, l.cfg.IdleTimeout, sess.Authenticated)
+}

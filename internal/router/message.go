@@ -1,0 +1,286 @@
+package router
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/parley-im/parley/jid"
+	"github.com/parley-im/parley/stanza"
+	"github.com/parley-im/parley/internal/store"
+)
+
+// Namespaces of payloads that make a message worth storing (XEP-0160,
+// XEP-0334) besides a body.
+const (
+	nsHints  = "urn:xmpp:hints"
+	nsOMEMO  = "eu.siacs.conversations.axolotl"
+	nsOMEMO2 = "urn:xmpp:omemo:2"
+)
+
+// storable reports whether a message goes through the durable queue: chat and
+// normal messages with content a person reads. Chat states, receipts and
+// markers without a body are routed only while someone is online
+// (XEP-0160 §3, XEP-0334).
+func storable(el *stanza.Element) bool {
+	switch el.Type() {
+	case "", "normal", "chat":
+	default:
+		return false
+	}
+	if el.Child("no-store", nsHints) != nil || el.Child("no-permanent-store", nsHints) != nil {
+		return false
+	}
+	if el.Child("store", nsHints) != nil {
+		return true
+	}
+	for _, c := range el.Children {
+		if c.Name == "body" || c.NS == nsOMEMO || c.NS == nsOMEMO2 {
+			return true
+		}
+	}
+	return false
+}
+
+// routeMessage applies RFC 6121 §8.5 for a message to a local JID.
+func (r *Router) routeMessage(ctx context.Context, from, to jid.JID, el *stanza.Element) {
+	if to.Local() == "" {
+		// Messages to the server itself: nothing here consumes them.
+		if el.Type() != "error" {
+			r.bounce(ctx, from, el, stanza.ErrServiceUnavailable)
+		}
+		return
+	}
+	typ := el.Type()
+	if to.Resource() != "" {
+		if s := r.Session(to); s != nil {
+			r.deliverMessage(ctx, to, el, []Session{s})
+			return
+		}
+		// RFC 6121 §8.5.3.2.1: no such resource.
+		switch typ {
+		case "", "normal", "chat":
+			to = to.Bare()
+		case "groupchat":
+			r.bounce(ctx, from, el, stanza.ErrServiceUnavailable)
+			return
+		default: // headline, error: silently ignore
+			return
+		}
+	}
+	exists, err := r.UserExists(ctx, to.Local())
+	if err != nil {
+		r.log.Error("router: account lookup", "user", to.Local(), "err", err)
+		r.bounce(ctx, from, el, stanza.ErrInternalServerError)
+		return
+	}
+	if !exists {
+		// RFC 6121 §8.5.1: no such user.
+		r.bounce(ctx, from, el, stanza.ErrServiceUnavailable)
+		return
+	}
+	switch typ {
+	case "groupchat":
+		r.bounce(ctx, from, el, stanza.ErrServiceUnavailable)
+		return
+	case "error":
+		return
+	}
+	r.deliverMessage(ctx, to, el, r.bareTargets(to.Local(), typ))
+}
+
+// bareTargets chooses the resources a message to a bare JID goes to: the
+// available ones with the highest non-negative priority (RFC 6121
+// §8.5.2.1.1); every non-negative one for headlines.
+func (r *Router) bareTargets(user, typ string) []Session {
+	all := r.Sessions(user)
+	best := -1
+	var out []Session
+	for _, s := range all {
+		if !s.Available() || s.Priority() < 0 {
+			continue
+		}
+		p := s.Priority()
+		if typ == "headline" {
+			out = append(out, s)
+			continue
+		}
+		switch {
+		case p > best:
+			best = p
+			out = append(out[:0], s)
+		case p == best:
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// deliverMessage stamps a XEP-0359 stanza id and, for storable messages,
+// appends the message to the recipient's durable queue before handing it to
+// the target sessions; the queue entry is deleted once one of them has
+// delivered it. With no target the message waits in the queue for the
+// recipient's next initial presence (XEP-0160).
+func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Element, targets []Session) {
+	bare := to.Bare().String()
+	el = el.ShallowCopy()
+	// A sender must not forge the recipient's archive/queue id.
+	kept := el.Children[:0]
+	for _, c := range el.Children {
+		if c.Name == "stanza-id" && c.NS == stanza.NSStanzaID && c.Attr("by") == bare {
+			continue
+		}
+		kept = append(kept, c)
+	}
+	el.Children = kept
+	el.Append(stanza.New("stanza-id", stanza.NSStanzaID).SetAttr("id", r.newID()).SetAttr("by", bare))
+
+	if !storable(el) {
+		for _, s := range targets {
+			s.Deliver(el, nil)
+		}
+		return
+	}
+	now := r.now()
+	seq, err := r.cfg.Store.Enqueue(ctx, to.Local(), r.cfg.Codec.Marshal(el), r.expiresAt(now), r.cfg.MaxOfflineMessages)
+	if err != nil {
+		from, _ := jid.Parse(el.From())
+		if errors.Is(err, store.ErrQueueFull) {
+			r.bounce(ctx, from, el, stanza.ErrResourceConstraint.WithText("the recipient's message queue is full"))
+			return
+		}
+		r.log.Error("router: enqueue", "user", to.Local(), "err", err)
+		r.bounce(ctx, from, el, stanza.ErrInternalServerError)
+		return
+	}
+	if len(targets) == 0 {
+		return
+	}
+	ack := &Ack{r: r, user: to.Local(), seq: seq}
+	for _, s := range targets {
+		s.Deliver(el, ack)
+	}
+}
+
+// expiresAt is when a message queued now expires; OfflineExpiry 0 keeps
+// it until delivered.
+func (r *Router) expiresAt(now time.Time) time.Time {
+	if r.cfg.OfflineExpiry > 0 {
+		return now.Add(r.cfg.OfflineExpiry)
+	}
+	return time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+}
+
+// FlushQueue delivers the user's queued messages to a session that has just
+// sent initial presence, oldest first, each with a XEP-0203 delay stamp of
+// when the server stored it. Entries are deleted as the session delivers them.
+func (r *Router) FlushQueue(ctx context.Context, s Session) error {
+	user := s.JID().Local()
+	var after uint64
+	for {
+		items, err := r.cfg.Store.Pending(ctx, user, after, 256)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			after = it.Seq
+			el, err := r.cfg.Codec.Unmarshal(it.Stanza)
+			if err != nil {
+				// A record we cannot read must not block the queue forever.
+				r.log.Error("router: undecodable queued stanza dropped", "user", user, "seq", it.Seq, "err", err)
+				r.acks.add(user, it.Seq)
+				continue
+			}
+			if el.Child("delay", stanza.NSDelay) == nil {
+				el.Append(stanza.New("delay", stanza.NSDelay).
+					SetAttr("from", r.domain.String()).
+					SetAttr("stamp", it.Stored.UTC().Format("2006-01-02T15:04:05.000Z")).
+					AppendText("Offline Storage"))
+			}
+			if !s.Deliver(el, &Ack{r: r, user: user, seq: it.Seq}) {
+				return nil // session closing or full: the rest stays queued
+			}
+		}
+		if len(items) < 256 {
+			return nil
+		}
+	}
+}
+
+// acker batches queue deletions: sessions acknowledge from their flush
+// goroutines, and one background writer turns the acknowledgements into
+// batched deletes so delivery never waits on the store.
+type acker struct {
+	q       store.Queue
+	log     *slog.Logger
+	mu      sync.Mutex
+	pending map[string][]uint64
+	wake    chan struct{}
+	done    chan struct{}
+}
+
+func newAcker(q store.Queue, log *slog.Logger) *acker {
+	a := &acker{q: q, log: log, pending: map[string][]uint64{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go a.run()
+	return a
+}
+
+func (a *acker) add(user string, seq uint64) {
+	a.mu.Lock()
+	a.pending[user] = append(a.pending[user], seq)
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (a *acker) run() {
+	defer close(a.done)
+	for range a.wake {
+		a.flush()
+	}
+	a.flush()
+}
+
+func (a *acker) flush() {
+	a.mu.Lock()
+	batch := a.pending
+	a.pending = map[string][]uint64{}
+	a.mu.Unlock()
+	for user, seqs := range batch {
+		if err := a.q.Ack(context.Background(), user, seqs...); err != nil {
+			// The entries stay queued and are delivered again: duplicates
+			// are dropped by clients through the stanza id.
+			a.log.Error("router: queue ack", "user", user, "err", err)
+		}
+	}
+}
+
+func (a *acker) close() {
+	close(a.wake)
+	<-a.done
+}
+
+// newUUID returns a random RFC 4122 version 4 UUID.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:])
+}

@@ -1,0 +1,400 @@
+// Package router delivers stanzas between the entities of one Parley node:
+// it owns the registry of bound sessions, applies the RFC 6121 delivery rules
+// for bare and full JIDs, answers iqs addressed to the server (or to a user's
+// bare JID) through registered handlers, and puts every storable message
+// through the store's durable queue before it is delivered, so a message
+// survives until a device of its recipient has taken it.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parley-im/parley/jid"
+	"github.com/parley-im/parley/stanza"
+	"github.com/parley-im/parley/internal/store"
+)
+
+// Session is the router's view of a bound client session. Implementations
+// must make Deliver safe to call from any goroutine and never block on the
+// client's socket: the router calls it with no lock held, from the sender's
+// goroutine.
+type Session interface {
+	// JID is the session's full JID.
+	JID() jid.JID
+	// Available reports whether the session has sent initial presence and
+	// not since gone unavailable; Priority is that presence's priority.
+	Available() bool
+	Priority() int
+	// Deliver hands a stanza to the session's outbound path. When ack is not
+	// nil, the session calls ack.Done once the stanza has been delivered
+	// (written to the client; acknowledged by it with stream management), so
+	// the durable queue entry can be deleted. It returns false if the session
+	// is closing or its outbound buffer is full; the stanza then stays queued.
+	Deliver(el *stanza.Element, ack *Ack) bool
+	// Kick ends the session with a stream error (e.g. conflict on a resource
+	// taken over by a new login).
+	Kick(err *stanza.StreamError)
+}
+
+// Ack names a durable queue entry that a session acknowledges once the
+// stanza carrying it has been delivered.
+type Ack struct {
+	r    *Router
+	user string
+	seq  uint64
+	done atomic.Bool
+}
+
+// Done deletes the queue entry; calls after the first are no-ops, so several
+// resources delivering the same message delete it once.
+func (a *Ack) Done() {
+	if a == nil || !a.done.CompareAndSwap(false, true) {
+		return
+	}
+	a.r.acks.add(a.user, a.seq)
+}
+
+// IQHandler answers an iq addressed to the server or, on behalf of a user, to
+// the user's bare JID. It returns the reply (to and from are set by the
+// router) or an error that becomes a stanza error (a *stanza.Error, else
+// internal-server-error).
+type IQHandler func(ctx context.Context, from jid.JID, to jid.JID, iq *stanza.Element) (*stanza.Element, error)
+
+// StanzaCodec serialises stanzas for the durable queue. It is a storage
+// format, unrelated to what any client speaks.
+type StanzaCodec interface {
+	Marshal(el *stanza.Element) []byte
+	Unmarshal(b []byte) (*stanza.Element, error)
+}
+
+// Store is what the router needs of the durable store.
+type Store interface {
+	store.Queue
+	GetAccount(ctx context.Context, username string) (store.Account, error)
+}
+
+// Config configures a Router.
+type Config struct {
+	Domain             string
+	Store              Store
+	Codec              StanzaCodec
+	Logger             *slog.Logger
+	MaxOfflineMessages int           // per user; 0 = unlimited
+	OfflineExpiry      time.Duration // how long an undelivered message is kept; 0 = until delivered
+	MaxSessionsPerUser int           // bound resources per account; 0 = unlimited
+	// IDGen makes XEP-0359 stanza ids; nil uses random UUIDs.
+	IDGen func() string
+	// Now is the clock; nil uses time.Now.
+	Now func() time.Time
+}
+
+// Errors returned by Bind.
+var (
+	ErrTooManySessions = errors.New("router: too many sessions for this account")
+)
+
+const shardCount = 64
+
+type shard struct {
+	mu    sync.RWMutex
+	users map[string]*userEntry // by normalised localpart
+}
+
+type userEntry struct {
+	sessions []Session // small: a user has a handful of devices
+}
+
+// Router is the node's stanza router. Create it with New.
+type Router struct {
+	cfg      Config
+	domain   jid.JID
+	log      *slog.Logger
+	seed     maphash.Seed
+	shards   [shardCount]shard
+	count    atomic.Int64
+	acks     *acker
+	mu       sync.RWMutex
+	serverIQ map[string]IQHandler
+	userIQ   map[string]IQHandler
+	presence PresenceHandler
+	now      func() time.Time
+	newID    func() string
+}
+
+// PresenceHandler handles presence stanzas addressed to a local user's bare
+// or full JID when they concern subscriptions or probes (RFC 6121 §3, §4.3);
+// the roster module implements it. Returning false lets the router deliver
+// the presence as ordinary directed presence.
+type PresenceHandler func(ctx context.Context, from, to jid.JID, p *stanza.Element) bool
+
+// New returns a router for the configured domain.
+func New(cfg Config) (*Router, error) {
+	d, err := jid.Parse(cfg.Domain)
+	if err != nil || !d.IsBare() || d.Local() != "" {
+		return nil, fmt.Errorf("router: invalid domain %q", cfg.Domain)
+	}
+	if cfg.Store == nil || cfg.Codec == nil {
+		return nil, errors.New("router: Store and Codec are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	r := &Router{
+		cfg:      cfg,
+		domain:   d,
+		log:      cfg.Logger,
+		seed:     maphash.MakeSeed(),
+		serverIQ: map[string]IQHandler{},
+		userIQ:   map[string]IQHandler{},
+		now:      cfg.Now,
+		newID:    cfg.IDGen,
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.newID == nil {
+		r.newID = newUUID
+	}
+	for i := range r.shards {
+		r.shards[i].users = map[string]*userEntry{}
+	}
+	r.acks = newAcker(cfg.Store, r.log)
+	return r, nil
+}
+
+// Domain returns the served domain.
+func (r *Router) Domain() jid.JID { return r.domain }
+
+// Close flushes pending queue acknowledgements.
+func (r *Router) Close() { r.acks.close() }
+
+// HandleServerIQ registers h for iqs to the server whose payload is in ns.
+func (r *Router) HandleServerIQ(ns string, h IQHandler) {
+	r.mu.Lock()
+	r.serverIQ[ns] = h
+	r.mu.Unlock()
+}
+
+// HandleUserIQ registers h for iqs to a user's bare JID (answered by the
+// server on the user's behalf, e.g. vcard-temp, roster) whose payload is in ns.
+func (r *Router) HandleUserIQ(ns string, h IQHandler) {
+	r.mu.Lock()
+	r.userIQ[ns] = h
+	r.mu.Unlock()
+}
+
+// SetPresenceHandler installs the subscription/probe handler.
+func (r *Router) SetPresenceHandler(h PresenceHandler) {
+	r.mu.Lock()
+	r.presence = h
+	r.mu.Unlock()
+}
+
+// ServerFeatures lists the namespaces with a server iq handler.
+func (r *Router) ServerFeatures() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]string, 0, len(r.serverIQ))
+	for ns := range r.serverIQ {
+		out = append(out, ns)
+	}
+	return out
+}
+
+func (r *Router) shardOf(user string) *shard {
+	return &r.shards[maphash.String(r.seed, user)%shardCount]
+}
+
+// Bind registers a session under its full JID. A session already bound to
+// the same full JID is returned as replaced: the caller kicks it with a
+// conflict stream error (RFC 6120 §7.7.2.2).
+func (r *Router) Bind(s Session) (replaced Session, err error) {
+	j := s.JID()
+	sh := r.shardOf(j.Local())
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	u := sh.users[j.Local()]
+	if u == nil {
+		u = &userEntry{}
+		sh.users[j.Local()] = u
+	}
+	for i, old := range u.sessions {
+		if old.JID().Resource() == j.Resource() {
+			u.sessions[i] = s
+			return old, nil
+		}
+	}
+	if max := r.cfg.MaxSessionsPerUser; max > 0 && len(u.sessions) >= max {
+		return nil, ErrTooManySessions
+	}
+	u.sessions = append(u.sessions, s)
+	r.count.Add(1)
+	return nil, nil
+}
+
+// Unbind removes the session if it is still the one bound to its JID.
+func (r *Router) Unbind(s Session) {
+	j := s.JID()
+	sh := r.shardOf(j.Local())
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	u := sh.users[j.Local()]
+	if u == nil {
+		return
+	}
+	for i, cur := range u.sessions {
+		if cur == s {
+			last := len(u.sessions) - 1
+			u.sessions[i] = u.sessions[last]
+			u.sessions[last] = nil
+			u.sessions = u.sessions[:last]
+			r.count.Add(-1)
+			break
+		}
+	}
+	if len(u.sessions) == 0 {
+		delete(sh.users, j.Local())
+	}
+}
+
+// SessionCount returns the number of bound sessions on this node.
+func (r *Router) SessionCount() int { return int(r.count.Load()) }
+
+// Sessions returns a snapshot of the user's bound sessions.
+func (r *Router) Sessions(user string) []Session {
+	sh := r.shardOf(user)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	u := sh.users[user]
+	if u == nil {
+		return nil
+	}
+	return append([]Session(nil), u.sessions...)
+}
+
+// Session returns the session bound to the full JID, or nil.
+func (r *Router) Session(full jid.JID) Session {
+	sh := r.shardOf(full.Local())
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	u := sh.users[full.Local()]
+	if u == nil {
+		return nil
+	}
+	for _, s := range u.sessions {
+		if s.JID().Resource() == full.Resource() {
+			return s
+		}
+	}
+	return nil
+}
+
+// AllSessions calls f for every bound session (e.g. to drain on shutdown).
+func (r *Router) AllSessions(f func(Session)) {
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.RLock()
+		var all []Session
+		for _, u := range sh.users {
+			all = append(all, u.sessions...)
+		}
+		sh.mu.RUnlock()
+		for _, s := range all {
+			f(s)
+		}
+	}
+}
+
+// IsLocal reports whether j's domain is the served domain.
+func (r *Router) IsLocal(j jid.JID) bool { return j.Domain() == r.domain.Domain() }
+
+// UserExists reports whether the localpart has an account.
+func (r *Router) UserExists(ctx context.Context, user string) (bool, error) {
+	_, err := r.cfg.Store.GetAccount(ctx, user)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	default:
+		return false, err
+	}
+}
+
+// Route delivers a stanza whose from has been stamped by the sender's
+// session. Errors owed to the sender are routed back to it.
+func (r *Router) Route(ctx context.Context, el *stanza.Element) {
+	from, err := jid.Parse(el.From())
+	if err != nil {
+		r.log.Warn("router: stanza without valid from", "from", el.From())
+		return
+	}
+	var to jid.JID
+	if t := el.To(); t != "" {
+		to, err = jid.Parse(t)
+		if err != nil {
+			r.bounce(ctx, from, el, stanza.ErrJIDMalformed)
+			return
+		}
+	} else {
+		// RFC 6120 §10.3: no to means the sender's own bare JID
+		// (or, for presence, a broadcast handled by the roster module).
+		to = from.Bare()
+	}
+	if !r.IsLocal(to) {
+		r.bounce(ctx, from, el, stanza.ErrRemoteServerNotFound)
+		return
+	}
+	switch el.Name {
+	case "message":
+		r.routeMessage(ctx, from, to, el)
+	case "presence":
+		r.routePresence(ctx, from, to, el)
+	case "iq":
+		r.routeIQ(ctx, from, to, el)
+	}
+}
+
+// bounce sends the error reply for el back to its sender.
+func (r *Router) bounce(ctx context.Context, from jid.JID, el *stanza.Element, e *stanza.Error) {
+	reply := stanza.ErrorReply(el, e)
+	if reply == nil {
+		return
+	}
+	if from.Domain() == "" {
+		return
+	}
+	r.deliverDirect(ctx, from, reply)
+}
+
+// deliverDirect sends a server-generated stanza to a local JID without the
+// durable queue (errors, iq results, presence).
+func (r *Router) deliverDirect(_ context.Context, to jid.JID, el *stanza.Element) {
+	if !r.IsLocal(to) || to.Local() == "" {
+		return
+	}
+	if to.Resource() != "" {
+		if s := r.Session(to); s != nil {
+			s.Deliver(el, nil)
+		}
+		return
+	}
+	for _, s := range r.Sessions(to.Local()) {
+		if s.Available() {
+			s.Deliver(el, nil)
+		}
+	}
+}
+
+// DeliverTo sends a server-generated stanza to a session or, for a bare JID,
+// to every available session of the user; used by protocol modules.
+func (r *Router) DeliverTo(ctx context.Context, to jid.JID, el *stanza.Element) {
+	r.deliverDirect(ctx, to, el)
+}

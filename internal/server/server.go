@@ -1,0 +1,340 @@
+// Package server is the composition root: it builds the store, router,
+// protocol modules, sessions and listeners from a config, and owns start and
+// graceful stop. Nothing below it knows how the pieces are wired.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/parley-im/parley/internal/auth"
+	"github.com/parley-im/parley/internal/c2s"
+	"github.com/parley-im/parley/internal/certs"
+	"github.com/parley-im/parley/internal/config"
+	"github.com/parley-im/parley/internal/im/disco"
+	"github.com/parley-im/parley/internal/im/ping"
+	"github.com/parley-im/parley/internal/im/register"
+	"github.com/parley-im/parley/internal/im/roster"
+	"github.com/parley-im/parley/internal/im/vcard"
+	"github.com/parley-im/parley/internal/im/version"
+	"github.com/parley-im/parley/internal/listener"
+	"github.com/parley-im/parley/internal/router"
+	"github.com/parley-im/parley/internal/store/pebble"
+)
+
+// Name is what the server calls itself (XEP-0092, disco identity).
+const Name = "Parley"
+
+// Version is set at build time (-ldflags "-X …server.Version=…").
+var Version = "0.1.0-dev"
+
+// ALPN protocol identifiers on the direct-TLS port.
+const (
+	ALPNXMPP   = "xmpp-client"
+	ALPNBinary = "parley-bin/1"
+)
+
+// Server is a running Parley node.
+type Server struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	store    *pebble.Store
+	router   *router.Router
+	tracker  *listener.Tracker
+	c2s      *listener.Listener
+	c2sTLS   *listener.Listener
+	http     *http.Server
+	httpLn   net.Listener
+	sessCfg  *c2s.Config
+	metrics  *c2s.Metrics
+	stopJobs chan struct{}
+	jobs     sync.WaitGroup
+	ready    bool
+}
+
+// New builds a server from a validated config: data directory, store,
+// certificate and listeners. It binds the ports but accepts nothing until Start.
+func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: log, tracker: listener.NewTracker(), metrics: &c2s.Metrics{}, stopJobs: make(chan struct{})}
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory %s: %w", cfg.Data, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeAll()
+		}
+	}()
+
+	tlsCfg, err := s.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.AdminToken == "" {
+		if _, _, err := certs.EnsureAdminToken(cfg.Data); err != nil {
+			return nil, fmt.Errorf("admin token: %w", err)
+		}
+	}
+	secret, err := ensureSecret(cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+
+	st, err := pebble.Open(filepath.Join(cfg.Data, "store"), pebble.Options{Durability: cfg.Durability, Logger: log})
+	if err != nil {
+		if errors.Is(err, pebble.ErrLocked) {
+			return nil, fmt.Errorf("the data directory %s is in use by another Parley process: %w", cfg.Data, err)
+		}
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s.store = st
+
+	codec := newStoreCodec(cfg.MaxStanzaSize)
+	r, err := router.New(router.Config{
+		Domain:             cfg.Domain,
+		Store:              st,
+		Codec:              codec,
+		Logger:             log,
+		MaxOfflineMessages: cfg.MaxOfflineMessages,
+		OfflineExpiry:      cfg.OfflineExpiry,
+		MaxSessionsPerUser: cfg.MaxSessionsPerUser,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.router = r
+
+	// Protocol modules.
+	ros := roster.New(st, r, log)
+	d := disco.New(r, Name)
+	ping.Register(r)
+	version.Register(r, Name, Version)
+	vcard.Register(r, st, codec)
+	reg := register.New(st, r, cfg.Domain, cfg.AllowRegistration, log)
+	d.AddServerFeature(ping.NS, version.NS, vcard.NS, "urn:xmpp:sid:0", "msgoffline")
+	d.AddAccountFeature(ping.NS, vcard.NS)
+	if cfg.AllowRegistration {
+		d.AddServerFeature(register.NS)
+	}
+
+	s.sessCfg = &c2s.Config{
+		Domain:            cfg.Domain,
+		TLS:               tlsCfg,
+		StartTLSRequired:  cfg.StartTLSRequired,
+		AllowRegistration: cfg.AllowRegistration,
+		Router:            r,
+		Auth: auth.New(auth.Config{
+			Domain:             cfg.Domain,
+			Accounts:           st,
+			Secret:             secret,
+			FailuresPerIP:      cfg.LoginRatePerIP,
+			FailuresPerAccount: cfg.LoginRatePerIP,
+			Window:             time.Minute,
+		}),
+		Presence:    ros,
+		Logger:      log,
+		MaxOutBytes: 4 << 20,
+		StanzaRate:  float64(cfg.StanzaRate),
+		StanzaBurst: float64(cfg.StanzaBurst),
+		Metrics:     s.metrics,
+	}
+	if cfg.AllowRegistration {
+		s.sessCfg.Register = reg
+	}
+
+	lcfg := listener.Config{
+		MaxConnections:   cfg.MaxConnections,
+		MaxConnectionsIP: cfg.MaxConnectionsPerIP,
+		IdleTimeout:      cfg.IdleTimeout,
+		WriteTimeout:     cfg.WriteTimeout,
+		Logger:           log,
+		Tracker:          s.tracker,
+	}
+	plain := lcfg
+	plain.Addr = cfg.C2S
+	plain.NewSession = s.newSession
+	if s.c2s, err = listener.Listen(plain); err != nil {
+		return nil, err
+	}
+	direct := lcfg
+	direct.Addr = cfg.C2STLS
+	direct.TLS = tlsCfg.Clone()
+	direct.TLS.NextProtos = []string{ALPNXMPP}
+	direct.NewSession = s.newSession
+	if s.c2sTLS, err = listener.Listen(direct); err != nil {
+		return nil, err
+	}
+	if s.httpLn, err = net.Listen("tcp", cfg.HTTP); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.HTTP, err)
+	}
+	s.http = &http.Server{
+		Handler:           s.httpHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ok = true
+	return s, nil
+}
+
+func (s *Server) tlsConfig() (*tls.Config, error) {
+	certFile, keyFile := s.cfg.TLSCert, s.cfg.TLSKey
+	if certFile == "" {
+		var created bool
+		var err error
+		certFile, keyFile, created, err = certs.EnsureSelfSigned(s.cfg.Data, s.cfg.Domain)
+		if err != nil {
+			return nil, fmt.Errorf("self-signed certificate: %w", err)
+		}
+		if created {
+			s.log.Info("generated a self-signed certificate", "cert", certFile, "domain", s.cfg.Domain)
+		}
+	}
+	cert, err := certs.Load(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return certs.ServerTLSConfig(cert), nil
+}
+
+// ensureSecret keeps the server secret (fake SCRAM salts) stable across
+// restarts, so probing for accounts sees the same salt every time.
+func ensureSecret(dir string) ([]byte, error) {
+	p := filepath.Join(dir, "secret")
+	if b, err := os.ReadFile(p); err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("server secret: %w", err)
+	}
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return nil, fmt.Errorf("server secret: %w", err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return nil, fmt.Errorf("server secret: %w", err)
+	}
+	return b, nil
+}
+
+func (s *Server) newSession(c *listener.Conn, alpn string) (listener.Session, error) {
+	switch alpn {
+	case "", ALPNXMPP:
+	default:
+		return nil, fmt.Errorf("unsupported ALPN protocol %q", alpn)
+	}
+	return c2s.New(s.sessCfg, c, newXMLCodec(s.cfg.MaxStanzaSize)), nil
+}
+
+// Addrs returns the bound addresses.
+func (s *Server) Addrs() (c2sAddr, c2sTLS, httpAddr string) {
+	return s.c2s.Addr().String(), s.c2sTLS.Addr().String(), s.httpLn.Addr().String()
+}
+
+// Router exposes the router (tests, admin).
+func (s *Server) Router() *router.Router { return s.router }
+
+// Start begins accepting and runs background jobs.
+func (s *Server) Start() {
+	go s.c2s.Serve()
+	go s.c2sTLS.Serve()
+	go func() {
+		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server", "err", err)
+		}
+	}()
+	s.jobs.Add(1)
+	go s.expireLoop()
+	s.ready = true
+	c, t, h := s.Addrs()
+	s.log.Info("listening", "c2s", c, "c2s_tls", t, "http", h, "domain", s.cfg.Domain, "data", s.cfg.Data, "version", Version)
+}
+
+// expireLoop deletes expired queued messages; one timer for the server.
+func (s *Server) expireLoop() {
+	defer s.jobs.Done()
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := s.store.Expire(context.Background(), time.Now()); err != nil {
+			s.log.Error("offline expiry", "err", err)
+		} else if n > 0 {
+			s.log.Info("offline messages expired", "count", n)
+		}
+		select {
+		case <-s.stopJobs:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Shutdown stops accepting, asks sessions to end (system-shutdown), waits
+// for them up to the configured timeout, then flushes and closes the store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.ready = false
+	_ = s.c2s.Close()
+	_ = s.c2sTLS.Close()
+	drainErr := s.tracker.Drain(ctx)
+	if drainErr != nil {
+		s.log.Warn("shutdown: drain incomplete", "err", drainErr)
+	}
+	_ = s.http.Shutdown(ctx)
+	close(s.stopJobs)
+	s.jobs.Wait()
+	s.router.Close()
+	err := s.store.Close()
+	if err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// closeAll releases what New opened when it fails halfway.
+func (s *Server) closeAll() {
+	if s.c2s != nil {
+		_ = s.c2s.Close()
+	}
+	if s.c2sTLS != nil {
+		_ = s.c2sTLS.Close()
+	}
+	if s.httpLn != nil {
+		_ = s.httpLn.Close()
+	}
+	if s.router != nil {
+		s.router.Close()
+	}
+	if s.store != nil {
+		_ = s.store.Close()
+	}
+}
+
+func (s *Server) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.ready {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}

@@ -1,0 +1,306 @@
+// Package pebble is Parley's embedded default store backend, built on
+// CockroachDB's Pebble LSM key-value store. One directory holds one
+// database; one process at a time may open it (see ErrLocked).
+//
+// # Durability
+//
+// With Durability "fsync" (the default) every write that a client or the
+// router relies on — Enqueue and all account, roster and vCard writes —
+// returns only after the write-ahead log has been fsynced. That is cheap
+// under load because Pebble's commit pipeline group-commits concurrent
+// synchronous writers into one fsync, so throughput comes from many senders
+// committing at once rather than from batching in Parley. Queue deletions
+// (Ack, expiry) do not wait for an fsync: losing one in a crash only
+// resurrects a message that was already delivered, and clients de-duplicate
+// redeliveries by stanza id.
+//
+// With Durability "os" nothing waits for an fsync: writes reach the OS page
+// cache and survive a crash of Parley but not a crash of the machine or a
+// power loss, where the last moments of acknowledged messages and account
+// changes can be lost. It trades that for several times the single-writer
+// throughput; choose it for tests, throwaway deployments, or storage that
+// is itself battery-backed. Close syncs in both modes.
+//
+// See keys.go for the key layout and codec.go for the value encoding.
+package pebble
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/parley-im/parley/internal/store"
+)
+
+// Durability modes for Options.Durability.
+const (
+	// DurabilityFsync waits for the write-ahead log to reach stable storage
+	// before a write returns (except queue deletions, see the package doc).
+	DurabilityFsync = "fsync"
+	// DurabilityOS leaves flushing to the operating system: a machine crash
+	// or power loss can lose recent writes.
+	DurabilityOS = "os"
+)
+
+// Defaults for the zero Options.
+const (
+	DefaultCacheSize      = 64 << 20
+	DefaultMemTableSize   = 32 << 20
+	DefaultMaxQueueStates = 1 << 18
+)
+
+// Options configures Open. The zero value is ready to use.
+type Options struct {
+	// Durability is DurabilityFsync ("fsync", the default when empty) or
+	// DurabilityOS ("os"). See the package doc for the tradeoff.
+	Durability string
+	// Logger receives Pebble's own messages and background errors; nil
+	// means slog.Default().
+	Logger *slog.Logger
+	// CacheSize is the block cache size in bytes; 0 means DefaultCacheSize.
+	CacheSize int64
+	// MemTableSize is the size in bytes of one memtable; 0 means
+	// DefaultMemTableSize. Bigger memtables flush less often under a
+	// sustained queue write rate.
+	MemTableSize uint64
+	// MaxQueueStates bounds the per-user queue bookkeeping kept in memory
+	// (next seq, count); 0 means DefaultMaxQueueStates. Users with empty
+	// queues are dropped at once; beyond the bound, idle users are dropped
+	// and reloaded from disk on their next queue operation.
+	MaxQueueStates int
+}
+
+// ErrLocked is returned (wrapped) by Open when another process, or another
+// Store in this process, already has the directory open.
+var ErrLocked = errors.New("pebble store: data directory is locked by another process")
+
+// ErrInvalidName is returned (wrapped) for a username or contact JID that
+// cannot be a key: empty, or containing a NUL byte.
+var ErrInvalidName = errors.New("pebble store: invalid name")
+
+// numStripes is the number of lock stripes: enough that unrelated users
+// rarely share one, small enough to be a fixed array.
+const numStripes = 256
+
+// Store is the Pebble backend; it implements store.Store and is safe for
+// concurrent use.
+type Store struct {
+	// mu guards db against Close: every operation holds it for reading, so
+	// Close (the only writer) waits for operations in progress and later
+	// operations see db == nil and fail with store.ErrClosed instead of
+	// touching a closed Pebble, which would panic.
+	mu   sync.RWMutex
+	db   *pebble.DB
+	lock *pebble.Lock
+
+	log         *slog.Logger
+	dir         string
+	syncWrites  *pebble.WriteOptions // account/roster/vcard writes and Enqueue
+	maxPerStrip int
+	seed        maphash.Seed
+
+	// users serialises read-modify-write of one user's accounts, roster and
+	// vCard data (create-if-absent, version bumps, DeleteAccount): the
+	// stripe's mutex is the owner of those keys. These are held across the
+	// commit because such writes are rare and must not interleave.
+	users [numStripes]paddedMutex
+	// queues holds the in-memory queue bookkeeping, striped the same way;
+	// see queue.go.
+	queues [numStripes]queueStripe
+}
+
+type paddedMutex struct {
+	sync.Mutex
+	_ [56]byte // one cache line per stripe: no false sharing between stripes
+}
+
+// Open opens (creating if needed) the database in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	s := &Store{log: opts.Logger, dir: dir, seed: maphash.MakeSeed()}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.log = s.log.With("component", "store", "dir", dir)
+	switch opts.Durability {
+	case "", DurabilityFsync:
+		s.syncWrites = pebble.Sync
+	case DurabilityOS:
+		s.syncWrites = pebble.NoSync
+	default:
+		return nil, fmt.Errorf("pebble store: unknown durability %q (want %q or %q)", opts.Durability, DurabilityFsync, DurabilityOS)
+	}
+	maxStates := opts.MaxQueueStates
+	if maxStates <= 0 {
+		maxStates = DefaultMaxQueueStates
+	}
+	s.maxPerStrip = max(1, maxStates/numStripes)
+	for i := range s.queues {
+		q := &s.queues[i]
+		q.cond.L = &q.mu
+		q.users = make(map[string]*queueState)
+	}
+
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("pebble store: create data directory: %w", err)
+	}
+	// Take the directory lock ourselves rather than inside pebble.Open so
+	// that "somebody else has it" can be told apart from other failures.
+	lock, err := pebble.LockDirectory(dir, vfs.Default)
+	if err != nil {
+		if isLockConflict(err) {
+			return nil, fmt.Errorf("open %s: %w (%v)", dir, ErrLocked, err)
+		}
+		return nil, fmt.Errorf("pebble store: lock %s: %w", dir, err)
+	}
+	cacheSize := opts.CacheSize
+	if cacheSize <= 0 {
+		cacheSize = DefaultCacheSize
+	}
+	memTable := opts.MemTableSize
+	if memTable == 0 {
+		memTable = DefaultMemTableSize
+	}
+	cache := pebble.NewCache(cacheSize)
+	logger := pebbleLogger{s.log}
+	po := &pebble.Options{
+		Cache:              cache,
+		MemTableSize:       memTable,
+		FormatMajorVersion: pebble.FormatNewest,
+		Lock:               lock,
+		Logger:             logger,
+		EventListener: &pebble.EventListener{
+			BackgroundError: func(err error) { s.log.Error("pebble background error", "err", err) },
+			DiskSlow: func(info pebble.DiskSlowInfo) {
+				s.log.Warn("pebble: disk slow", "path", info.Path, "op", info.OpType.String(), "duration", info.Duration)
+			},
+			WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+				s.log.Warn("pebble: write stall begins", "reason", info.Reason)
+			},
+			WriteStallEnd: func() { s.log.Info("pebble: write stall ends") },
+		},
+	}
+	db, err := pebble.Open(dir, po)
+	cache.Unref() // the DB holds its own reference from here on
+	if err != nil {
+		_ = lock.Close()
+		return nil, fmt.Errorf("pebble store: open %s: %w", dir, err)
+	}
+	s.db, s.lock = db, lock
+	if err := s.checkLayout(); err != nil {
+		_ = db.Close()
+		_ = lock.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// isLockConflict reports whether a LockDirectory error means the lock is
+// held: fcntl reports EAGAIN or EACCES for another process, and Pebble
+// refuses a second lock from this process with a plain message.
+func isLockConflict(err error) bool {
+	var pe *os.PathError
+	if errors.As(err, &pe) { // creating the LOCK file failed: not a conflict
+		return false
+	}
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) ||
+		strings.Contains(err.Error(), "lock held by current process")
+}
+
+// checkLayout stamps a new database with the key layout version and refuses
+// a database written with a different one.
+func (s *Store) checkLayout() error {
+	v, closer, err := s.db.Get([]byte(keyLayout))
+	if errors.Is(err, pebble.ErrNotFound) {
+		if err := s.db.Set([]byte(keyLayout), []byte{layoutVersion}, pebble.Sync); err != nil {
+			return fmt.Errorf("pebble store: write layout version: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("pebble store: read layout version: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 1 || v[0] != layoutVersion {
+		return fmt.Errorf("pebble store: %s has key layout %v, this build reads %d", s.dir, v, layoutVersion)
+	}
+	return nil
+}
+
+// Close persists the queue high-water marks, syncs and flushes the
+// memtable (so the next Open has no log to replay), and releases the
+// directory lock. Operations after Close fail with store.ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return store.ErrClosed
+	}
+	db := s.db
+	s.db = nil
+	errs := []error{s.saveQueueHighs(db)}
+	if err := db.Flush(); err != nil {
+		errs = append(errs, fmt.Errorf("pebble store: flush: %w", err))
+	}
+	if err := db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("pebble store: close: %w", err))
+	}
+	if err := s.lock.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("pebble store: unlock: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// enter starts an operation: it holds off Close until the matching s.mu.RUnlock
+// and fails if the store is closed.
+func (s *Store) enter() (*pebble.DB, error) {
+	s.mu.RLock()
+	if s.db == nil {
+		s.mu.RUnlock()
+		return nil, store.ErrClosed
+	}
+	return s.db, nil
+}
+
+func (s *Store) stripe(user string) int {
+	return int(maphash.String(s.seed, user) % numStripes)
+}
+
+// get returns a copy of the value of key, or nil and false if absent.
+func get(r pebble.Reader, key []byte) ([]byte, bool, error) {
+	v, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	v = append([]byte(nil), v...)
+	return v, true, closer.Close()
+}
+
+// pebbleLogger routes Pebble's log calls to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Info("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+
+// Fatalf is called by Pebble on invariant violations after which it must
+// not continue; like Pebble's default logger it does not return.
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := "pebble: " + fmt.Sprintf(format, args...)
+	p.l.Error(msg)
+	panic(msg)
+}

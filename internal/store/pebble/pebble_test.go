@@ -1,0 +1,391 @@
+package pebble
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/parley-im/parley/internal/store"
+	"github.com/parley-im/parley/internal/store/storetest"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func openTest(t testing.TB, opts Options) *Store {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = quiet
+	}
+	s, err := Open(t.TempDir(), opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	for _, durability := range []string{DurabilityFsync, DurabilityOS} {
+		t.Run(durability, func(t *testing.T) {
+			opts := Options{Durability: durability, Logger: quiet}
+			storetest.Run(t, func(t *testing.T) store.Store {
+				s, err := Open(t.TempDir(), opts)
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				return s
+			})
+			storetest.RunPersistent(t, func(dir string) (store.Store, error) {
+				return Open(dir, opts)
+			})
+		})
+	}
+}
+
+// TestConformanceTinyCache runs the suite with one cached queue state per
+// stripe, so that eviction and reloading happen all the time.
+func TestConformanceTinyCache(t *testing.T) {
+	opts := Options{Durability: DurabilityOS, Logger: quiet, MaxQueueStates: 1}
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := Open(t.TempDir(), opts)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return s
+	})
+}
+
+func TestLockedInProcess(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{Logger: quiet})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if _, err := Open(dir, Options{Logger: quiet}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open: %v, want ErrLocked", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s, err = Open(dir, Options{Logger: quiet})
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+const lockHelperEnv = "PARLEY_PEBBLE_LOCK_HELPER_DIR"
+
+// TestLockedByOtherProcess holds the directory in a child process (this test
+// binary, re-run with lockHelperEnv set) and checks that Open reports
+// ErrLocked, and succeeds once the child has closed.
+func TestLockedByOtherProcess(t *testing.T) {
+	if dir := os.Getenv(lockHelperEnv); dir != "" {
+		s, err := Open(dir, Options{Logger: quiet})
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		fmt.Println("locked")
+		_, _ = io.Copy(io.Discard, os.Stdin) // hold the lock until the parent closes stdin
+		if err := s.Close(); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLockedByOtherProcess$")
+	cmd.Env = append(os.Environ(), lockHelperEnv+"="+dir)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if line != "locked\n" {
+		_ = stdin.Close()
+		_ = cmd.Wait()
+		t.Fatalf("helper: %q, %v", line, err)
+	}
+	_, err = Open(dir, Options{Logger: quiet})
+	if !errors.Is(err, ErrLocked) {
+		t.Errorf("Open while another process holds the directory: %v, want ErrLocked", err)
+	}
+	_ = stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("helper: %v", err)
+	}
+	s, err := Open(dir, Options{Logger: quiet})
+	if err != nil {
+		t.Fatalf("Open after the other process exited: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	if _, err := Open(t.TempDir(), Options{Durability: "sometimes"}); err == nil {
+		t.Error("Open accepted an unknown durability")
+	}
+	// A plain file where the directory should be: an error, but not ErrLocked.
+	f := t.TempDir() + "/file"
+	if err := os.WriteFile(f, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(f, Options{Logger: quiet}); err == nil || errors.Is(err, ErrLocked) {
+		t.Errorf("Open on a file: %v", err)
+	}
+}
+
+func TestLayoutVersion(t *testing.T) {
+	dir := t.TempDir()
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{quiet}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set([]byte(keyLayout), []byte{layoutVersion + 1}, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, Options{Logger: quiet}); err == nil {
+		t.Fatal("Open accepted a database with another key layout")
+	}
+	// The failed Open released the lock.
+	db, err = pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{quiet}})
+	if err != nil {
+		t.Fatalf("reopen after failed Open: %v", err)
+	}
+	_ = db.Close()
+}
+
+func TestInvalidNames(t *testing.T) {
+	s := openTest(t, Options{Durability: DurabilityOS})
+	defer s.Close()
+	ctx := t.Context()
+	for _, user := range []string{"", "a\x00b"} {
+		errs := map[string]error{
+			"CreateAccount": s.CreateAccount(ctx, store.Account{Username: user}),
+			"Enqueue":       second(s.Enqueue(ctx, user, nil, time.Time{}, 0)),
+			"PutRosterItem": second(s.PutRosterItem(ctx, user, store.RosterItem{JID: "x@y"})),
+			"PutVCard":      s.PutVCard(ctx, user, nil),
+			"Pending":       second(s.Pending(ctx, user, 0, 0)),
+			"DeleteAccount": s.DeleteAccount(ctx, user),
+		}
+		for name, err := range errs {
+			if !errors.Is(err, ErrInvalidName) {
+				t.Errorf("%s(%q): %v, want ErrInvalidName", name, user, err)
+			}
+		}
+	}
+	for _, contact := range []string{"", "x\x00@y"} {
+		if _, err := s.PutRosterItem(ctx, "alice", store.RosterItem{JID: contact}); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("PutRosterItem(JID %q): %v, want ErrInvalidName", contact, err)
+		}
+	}
+	if _, err := s.PutRosterItem(ctx, "alice", store.RosterItem{JID: "x@y", Subscription: "maybe"}); err == nil {
+		t.Error("PutRosterItem accepted an unknown subscription")
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
+
+func TestCanceledContext(t *testing.T) {
+	s := openTest(t, Options{Durability: DurabilityOS})
+	defer s.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := s.Enqueue(ctx, "alice", nil, time.Time{}, 0); !errors.Is(err, context.Canceled) {
+		t.Errorf("Enqueue: %v", err)
+	}
+	if _, err := s.Expire(ctx, time.Now()); !errors.Is(err, context.Canceled) {
+		t.Errorf("Expire: %v", err)
+	}
+}
+
+func TestCodec(t *testing.T) {
+	it := store.RosterItem{JID: "c@x", Name: "C", Subscription: store.SubFrom,
+		AskOut: true, PendingIn: true, Approved: true, InRoster: true, Groups: []string{"a", "", "b"}}
+	v, err := encodeRosterItem(it)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeRosterItem("c@x", v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(it) {
+		t.Fatalf("roster item round trip:\n got %+v\nwant %+v", got, it)
+	}
+	for i := range v {
+		if _, err := decodeRosterItem("c@x", v[:i]); err == nil {
+			t.Fatalf("truncated roster item (%d of %d bytes) decoded", i, len(v))
+		}
+	}
+	v[0] = 99
+	if _, err := decodeRosterItem("c@x", v); err == nil {
+		t.Fatal("unknown format decoded")
+	}
+
+	a := store.Account{Username: "u", Created: time.Unix(1, 2).UTC(),
+		SHA1: store.SCRAM{Salt: []byte("s"), Iterations: 1, StoredKey: []byte("k"), ServerKey: []byte("K")}}
+	av := encodeAccount(a)
+	ga, err := decodeAccount("u", av)
+	if err != nil || !ga.Created.Equal(a.Created) || string(ga.SHA1.ServerKey) != "K" || ga.SHA1.Iterations != 1 {
+		t.Fatalf("account round trip: %+v, %v", ga, err)
+	}
+	if _, err := decodeAccount("u", append(av, 0)); err == nil {
+		t.Fatal("account with trailing bytes decoded")
+	}
+
+	qv := appendQueueItem(nil, time.Unix(5, 6), time.Time{}, []byte("stanza"))
+	q, err := decodeQueueItem(7, qv)
+	if err != nil || q.Seq != 7 || !q.Expires.IsZero() || !q.Stored.Equal(time.Unix(5, 6)) || string(q.Stanza) != "stanza" {
+		t.Fatalf("queue item round trip: %+v, %v", q, err)
+	}
+	k := appendQueueKey(nil, "al/ice", 1<<40+3)
+	if u, seq, ok := parseQueueKey(k); !ok || u != "al/ice" || seq != 1<<40+3 {
+		t.Fatalf("parseQueueKey(%q) = %q, %d, %v", k, u, seq, ok)
+	}
+}
+
+func cachedStates(s *Store) int {
+	n := 0
+	for i := range s.queues {
+		s.queues[i].mu.Lock()
+		n += len(s.queues[i].users)
+		s.queues[i].mu.Unlock()
+	}
+	return n
+}
+
+func TestQueueStateBounded(t *testing.T) {
+	s := openTest(t, Options{Durability: DurabilityOS, MaxQueueStates: 1024})
+	defer s.Close()
+	ctx := t.Context()
+
+	// Drained queues leave nothing in memory; reads of empty queues add nothing.
+	seq, err := s.Enqueue(ctx, "alice", []byte("m"), time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ack(ctx, "alice", seq); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if _, err := s.Depth(ctx, fmt.Sprintf("idle%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := cachedStates(s); n != 0 {
+		t.Fatalf("%d queue states cached with all queues empty", n)
+	}
+
+	// bob's tail is acked, then his state is pushed out by many others:
+	// his next seq must still be new.
+	var bob []uint64
+	for range 3 {
+		seq, err := s.Enqueue(ctx, "bob", []byte("m"), time.Time{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bob = append(bob, seq)
+	}
+	if err := s.Ack(ctx, "bob", bob[2]); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20000 {
+		if _, err := s.Enqueue(ctx, fmt.Sprintf("user%d", i), []byte("m"), time.Time{}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 4 per stripe, and a stripe can only overflow by one.
+	if n := cachedStates(s); n > 1024+numStripes {
+		t.Fatalf("%d queue states cached, bound is 1024", n)
+	}
+	seq, err = s.Enqueue(ctx, "bob", []byte("m"), time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq <= bob[2] {
+		t.Fatalf("bob got seq %d again after eviction", seq)
+	}
+	if d, err := s.Depth(ctx, "bob"); err != nil || d != 3 {
+		t.Fatalf("Depth(bob) = %d, %v", d, err)
+	}
+}
+
+// TestDeleteAccountDuringEnqueue deletes an account while senders keep
+// enqueueing to it; afterwards the in-memory count must match what is on
+// disk (nothing orphaned behind the range delete, nothing counted twice).
+func TestDeleteAccountDuringEnqueue(t *testing.T) {
+	s := openTest(t, Options{Durability: DurabilityFsync})
+	defer s.Close()
+	ctx := t.Context()
+	for range 20 {
+		if err := s.CreateAccount(ctx, store.Account{Username: "alice"}); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				for range 8 {
+					if _, err := s.Enqueue(ctx, "alice", []byte("m"), time.Time{}, 0); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		if err := s.DeleteAccount(ctx, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		d, err := s.Depth(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		items, err := s.Pending(ctx, "alice", 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d != len(items) {
+			t.Fatalf("Depth %d but %d items stored", d, len(items))
+		}
+		for i := 1; i < len(items); i++ {
+			if items[i].Seq <= items[i-1].Seq {
+				t.Fatalf("seqs out of order: %d after %d", items[i].Seq, items[i-1].Seq)
+			}
+		}
+		if err := s.Ack(ctx, "alice", seqsOf(items)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func seqsOf(items []store.QueueItem) []uint64 {
+	seqs := make([]uint64, len(items))
+	for i, it := range items {
+		seqs[i] = it.Seq
+	}
+	return seqs
+}

@@ -1,0 +1,558 @@
+package pebble
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/parley-im/parley/internal/store"
+)
+
+// Queue bookkeeping.
+//
+// Pebble has no transactions, so "give this item the next seq" and "refuse
+// the 101st item" need an owner. The owner of a user's queue counters is the
+// mutex of the user's stripe (one of numStripes, chosen by hash of the
+// username): under it Enqueue reserves a seq and a slot in the count, then
+// it releases the mutex and commits. Holding no lock across the commit is
+// what lets many senders reach Pebble's commit pipeline together and share
+// one fsync (group commit); with the lock held, every sender on a stripe
+// would pay a full fsync in turn. A failed commit gives the slot back; its
+// seq is simply never used.
+//
+// Because seqs are reserved before they are committed, a higher seq can
+// become visible before a lower one. Pending therefore returns nothing at or
+// above the lowest seq still being committed, so a reader paging with
+// "after" never skips an item that shows up late.
+//
+// The state is loaded lazily on a user's first queue operation: count by
+// scanning the user's queue prefix (first touch of a user with a very long
+// queue costs one scan), next seq from the last key or the qh/ high-water
+// mark, whichever is higher. It stays bounded: a user whose queue drains is
+// dropped from memory in the same batch that writes its high-water mark, and
+// each stripe holds at most MaxQueueStates/numStripes users, dropping an idle
+// one (after writing its mark) to admit another. Close writes the marks of
+// all users still in memory, so seqs keep increasing across restarts even
+// for drained queues. After a machine crash a mark written without fsync can
+// be lost and seqs of already deleted items can be issued again; that is
+// harmless because no client session survives a restart, so nobody holds a
+// cursor into the old seqs.
+
+type queueStripe struct {
+	mu sync.Mutex
+	// cond (L = &mu) wakes goroutines waiting for a user's in-flight
+	// enqueues to finish (DeleteAccount) and enqueuers waiting for such a
+	// delete to finish.
+	cond    sync.Cond
+	waiters int
+	users   map[string]*queueState
+	_       [64]byte // keep stripes on separate cache lines
+}
+
+type queueState struct {
+	next     uint64   // next seq to issue; every lower seq has been issued
+	count    int      // items committed plus items reserved and being committed
+	inflight []uint64 // reserved seqs whose commit has not returned, ascending
+	draining bool     // DeleteAccount is waiting for inflight to drain
+}
+
+// stanzaBufs recycles the key+value buffer of Enqueue; Pebble copies both
+// into its batch, so the buffer is free again once Set returns.
+var stanzaBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+const maxPooledBuf = 64 << 10
+
+// Enqueue implements store.Queue. A zero expires means the item never
+// expires. The write is fsynced in DurabilityFsync mode.
+func (s *Store) Enqueue(ctx context.Context, user string, stanza []byte, expires time.Time, max int) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := validName("username", user); err != nil {
+		return 0, err
+	}
+	db, err := s.enter()
+	if err != nil {
+		return 0, err
+	}
+	defer s.mu.RUnlock()
+
+	q := &s.queues[s.stripe(user)]
+	q.mu.Lock()
+	st, err := s.queueStateForWrite(db, q, user)
+	if err != nil {
+		q.mu.Unlock()
+		return 0, err
+	}
+	if max > 0 && st.count >= max {
+		n := st.count
+		q.mu.Unlock()
+		return 0, fmt.Errorf("enqueue for %q: %w (%d items, max %d)", user, store.ErrQueueFull, n, max)
+	}
+	seq := st.next
+	st.next++
+	st.count++
+	st.inflight = append(st.inflight, seq)
+	q.mu.Unlock()
+
+	bp := stanzaBufs.Get().(*[]byte)
+	b := appendQueueKey((*bp)[:0], user, seq)
+	klen := len(b)
+	b = appendQueueItem(b, time.Now(), expires, stanza)
+	err = db.Set(b[:klen], b[klen:], s.syncWrites)
+	if cap(b) <= maxPooledBuf {
+		*bp = b
+		stanzaBufs.Put(bp)
+	}
+
+	// st is still the user's state: a state with reservations is neither
+	// evicted nor removed by DeleteAccount.
+	q.mu.Lock()
+	if i := slices.Index(st.inflight, seq); i >= 0 {
+		st.inflight = slices.Delete(st.inflight, i, i+1)
+	}
+	if err != nil {
+		st.count--
+	}
+	if len(st.inflight) == 0 && q.waiters > 0 {
+		q.cond.Broadcast()
+	}
+	q.mu.Unlock()
+	if err != nil {
+		return 0, fmt.Errorf("pebble store: enqueue for %q: %w", user, err)
+	}
+	return seq, nil
+}
+
+// queueStateForWrite returns the user's cached state, loading and caching
+// it if needed. It waits while a DeleteAccount of the user is draining
+// reservations. q.mu must be held.
+func (s *Store) queueStateForWrite(db *pebble.DB, q *queueStripe, user string) (*queueState, error) {
+	for {
+		st := q.users[user]
+		if st == nil {
+			break
+		}
+		if !st.draining {
+			return st, nil
+		}
+		q.waiters++
+		q.cond.Wait()
+		q.waiters--
+	}
+	st, err := loadQueueState(db, user)
+	if err != nil {
+		return nil, err
+	}
+	s.cacheQueueState(db, q, user, st)
+	return st, nil
+}
+
+// queueStateForRead returns the user's state, loading it if needed but
+// caching it only if the queue is not empty (reads of empty queues, e.g. at
+// every login, must not fill memory). q.mu must be held.
+func (s *Store) queueStateForRead(db *pebble.DB, q *queueStripe, user string) (*queueState, error) {
+	if st := q.users[user]; st != nil {
+		return st, nil
+	}
+	st, err := loadQueueState(db, user)
+	if err != nil {
+		return nil, err
+	}
+	if st.count > 0 {
+		s.cacheQueueState(db, q, user, st)
+	}
+	return st, nil
+}
+
+// cacheQueueState adds st, first dropping one idle user if the stripe is at
+// its bound. q.mu must be held.
+func (s *Store) cacheQueueState(db *pebble.DB, q *queueStripe, user string, st *queueState) {
+	if len(q.users) >= s.maxPerStrip {
+		for u, old := range q.users { // map order: a cheap random victim
+			if len(old.inflight) > 0 || old.draining {
+				continue
+			}
+			// The high-water mark must be on disk before the state is
+			// forgotten, or the next load could reissue acked seqs.
+			if err := db.Set(pointKey(tagQueueHigh, u), encodeUint(old.next-1), pebble.NoSync); err != nil {
+				s.log.Warn("pebble store: cannot evict queue state", "user", u, "err", err)
+				break
+			}
+			delete(q.users, u)
+			break
+		}
+	}
+	q.users[user] = st
+}
+
+// loadQueueState counts the user's queue items and finds the next seq.
+func loadQueueState(r pebble.Reader, user string) (*queueState, error) {
+	lo, hi := userPrefix(tagQueue, user)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, fmt.Errorf("pebble store: load queue of %q: %w", user, err)
+	}
+	st := &queueState{}
+	var last uint64
+	for ok := it.First(); ok; ok = it.Next() {
+		st.count++
+		last = binary.BigEndian.Uint64(it.Key()[len(it.Key())-8:])
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("pebble store: load queue of %q: %w", user, err)
+	}
+	v, ok, err := get(r, pointKey(tagQueueHigh, user))
+	if err != nil {
+		return nil, fmt.Errorf("pebble store: load queue of %q: %w", user, err)
+	}
+	if ok {
+		high, err := decodeUint("queue high-water mark", v)
+		if err != nil {
+			return nil, fmt.Errorf("pebble store: load queue of %q: %w", user, err)
+		}
+		last = max(last, high)
+	}
+	st.next = last + 1
+	return st, nil
+}
+
+// Pending implements store.Queue. limit <= 0 means no limit. Expired items
+// are skipped and deleted on the way (without fsync, like Ack).
+func (s *Store) Pending(ctx context.Context, user string, after uint64, limit int) ([]store.QueueItem, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := validName("username", user); err != nil {
+		return nil, err
+	}
+	if after == math.MaxUint64 {
+		return nil, nil
+	}
+	db, err := s.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+
+	// Stop below the lowest seq still being committed (see the comment at
+	// the top of this file).
+	q := &s.queues[s.stripe(user)]
+	stop := uint64(math.MaxUint64)
+	q.mu.Lock()
+	if st := q.users[user]; st != nil && len(st.inflight) > 0 {
+		stop = st.inflight[0]
+	}
+	q.mu.Unlock()
+	if stop <= after+1 {
+		return nil, nil
+	}
+	lo := appendQueueKey(nil, user, after+1)
+	_, hi := userPrefix(tagQueue, user)
+	if stop != math.MaxUint64 {
+		hi = appendQueueKey(nil, user, stop)
+	}
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, fmt.Errorf("pebble store: pending for %q: %w", user, err)
+	}
+	now := time.Now()
+	var items []store.QueueItem
+	var expired []queueRef
+	for ok := it.First(); ok && (limit <= 0 || len(items) < limit); ok = it.Next() {
+		k := it.Key()
+		seq := binary.BigEndian.Uint64(k[len(k)-8:])
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return nil, fmt.Errorf("pebble store: pending for %q: %w", user, err)
+		}
+		item, err := decodeQueueItem(seq, v)
+		if err != nil {
+			_ = it.Close()
+			return nil, fmt.Errorf("pebble store: pending for %q: %w", user, err)
+		}
+		if isExpired(item.Expires, now) {
+			expired = append(expired, queueRef{user, seq})
+			continue
+		}
+		items = append(items, item)
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("pebble store: pending for %q: %w", user, err)
+	}
+	if len(expired) > 0 {
+		// Housekeeping only: the answer is already correct without it.
+		if _, err := s.deleteQueueItems(db, expired, now); err != nil {
+			s.log.Warn("pebble store: cannot delete expired queue items", "user", user, "err", err)
+		}
+	}
+	return items, nil
+}
+
+func isExpired(expires, now time.Time) bool {
+	return !expires.IsZero() && expires.Before(now)
+}
+
+// Ack implements store.Queue. Deletions do not wait for an fsync even in
+// DurabilityFsync mode: a delete lost in a crash means one redelivery, which
+// clients de-duplicate by stanza id.
+func (s *Store) Ack(ctx context.Context, user string, seqs ...uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := validName("username", user); err != nil {
+		return err
+	}
+	if len(seqs) == 0 {
+		return nil
+	}
+	db, err := s.enter()
+	if err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	refs := make([]queueRef, len(seqs))
+	for i, seq := range seqs {
+		refs[i] = queueRef{user, seq}
+	}
+	if _, err := s.deleteQueueItems(db, refs, time.Time{}); err != nil {
+		return fmt.Errorf("pebble store: ack for %q: %w", user, err)
+	}
+	return nil
+}
+
+// Depth implements store.Queue. It counts every stored item, including
+// expired ones that Pending or Expire have not deleted yet, and items whose
+// Enqueue is still committing.
+func (s *Store) Depth(ctx context.Context, user string) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := validName("username", user); err != nil {
+		return 0, err
+	}
+	db, err := s.enter()
+	if err != nil {
+		return 0, err
+	}
+	defer s.mu.RUnlock()
+	q := &s.queues[s.stripe(user)]
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	st, err := s.queueStateForRead(db, q, user)
+	if err != nil {
+		return 0, err
+	}
+	return st.count, nil
+}
+
+// expireBatch is how many expired items Expire deletes per batch: big
+// enough to amortise the commit, small enough not to hold stripe locks long.
+const expireBatch = 1024
+
+// Expire implements store.Queue. It scans every queue item, which is fine
+// while queues are short-lived; a secondary index by expiry time would make
+// it proportional to the number of expired items instead.
+func (s *Store) Expire(ctx context.Context, now time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	db, err := s.enter()
+	if err != nil {
+		return 0, err
+	}
+	defer s.mu.RUnlock()
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte(tagQueue), UpperBound: prefixEnd(tagQueue)})
+	if err != nil {
+		return 0, fmt.Errorf("pebble store: expire: %w", err)
+	}
+	defer it.Close()
+	total, scanned := 0, 0
+	var refs []queueRef
+	flush := func() error {
+		n, err := s.deleteQueueItems(db, refs, now)
+		total += n
+		refs = refs[:0]
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		if scanned++; scanned%expireBatch == 0 {
+			if err := ctx.Err(); err != nil {
+				return total, err
+			}
+		}
+		user, seq, ok := parseQueueKey(it.Key())
+		if !ok {
+			return total, fmt.Errorf("pebble store: expire: malformed queue key %q", it.Key())
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return total, fmt.Errorf("pebble store: expire: %w", err)
+		}
+		exp, err := decodeQueueExpires(v)
+		if err != nil {
+			return total, fmt.Errorf("pebble store: expire: item %d of %q: %w", seq, user, err)
+		}
+		if !isExpired(exp, now) {
+			continue
+		}
+		if refs = append(refs, queueRef{user, seq}); len(refs) == expireBatch {
+			if err := flush(); err != nil {
+				return total, fmt.Errorf("pebble store: expire: %w", err)
+			}
+		}
+	}
+	if err := it.Error(); err != nil {
+		return total, fmt.Errorf("pebble store: expire: %w", err)
+	}
+	if len(refs) > 0 {
+		if err := flush(); err != nil {
+			return total, fmt.Errorf("pebble store: expire: %w", err)
+		}
+	}
+	return total, nil
+}
+
+type queueRef struct {
+	user string
+	seq  uint64
+}
+
+// deleteQueueItems deletes the referenced items that exist (and, if
+// expiredAt is not zero, are expired at that time), keeps the in-memory
+// counts exact and drops users whose queues become empty, writing their
+// high-water marks in the same batch. It holds the stripes of all users
+// involved, taken in ascending order, so that the existence check, the
+// commit and the count update are one step as far as Enqueue, other
+// deleters and lazy loads are concerned. It returns how many items it
+// deleted. Deletions are not fsynced (see Ack).
+func (s *Store) deleteQueueItems(db *pebble.DB, refs []queueRef, expiredAt time.Time) (int, error) {
+	slices.SortFunc(refs, func(a, b queueRef) int {
+		return cmp.Or(cmp.Compare(a.user, b.user), cmp.Compare(a.seq, b.seq))
+	})
+	refs = slices.Compact(refs)
+
+	var stripes []int
+	for i, r := range refs {
+		if i == 0 || r.user != refs[i-1].user {
+			stripes = append(stripes, s.stripe(r.user))
+		}
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, i := range stripes {
+		s.queues[i].mu.Lock()
+	}
+	defer func() {
+		for _, i := range stripes {
+			s.queues[i].mu.Unlock()
+		}
+	}()
+
+	type userDelta struct {
+		st      *queueState
+		user    string
+		n       int
+		dropped bool
+	}
+	var deltas []userDelta
+	b := db.NewBatch()
+	defer b.Close()
+	var key []byte
+	total := 0
+	for i, r := range refs {
+		if i == 0 || r.user != refs[i-1].user {
+			deltas = append(deltas, userDelta{st: s.queues[s.stripe(r.user)].users[r.user], user: r.user})
+		}
+		d := &deltas[len(deltas)-1]
+		if r.seq == 0 || (d.st != nil && r.seq >= d.st.next) {
+			continue // never issued
+		}
+		key = appendQueueKey(key[:0], r.user, r.seq)
+		v, ok, err := get(db, key)
+		if err != nil {
+			return 0, err
+		}
+		if !ok {
+			continue
+		}
+		if !expiredAt.IsZero() {
+			// Re-check: the item may have been replaced since the caller
+			// saw it (account deleted and queue restarted at seq 1).
+			exp, err := decodeQueueExpires(v)
+			if err != nil {
+				return 0, fmt.Errorf("item %d of %q: %w", r.seq, r.user, err)
+			}
+			if !isExpired(exp, expiredAt) {
+				continue
+			}
+		}
+		if err := b.Delete(key, nil); err != nil {
+			return 0, err
+		}
+		d.n++
+		total++
+	}
+	for i := range deltas {
+		d := &deltas[i]
+		if d.st != nil && d.n > 0 && d.st.count-d.n <= 0 && len(d.st.inflight) == 0 && !d.st.draining {
+			if err := b.Set(pointKey(tagQueueHigh, d.user), encodeUint(d.st.next-1), nil); err != nil {
+				return 0, err
+			}
+			d.dropped = true
+		}
+	}
+	if total == 0 {
+		return 0, nil
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return 0, err
+	}
+	for _, d := range deltas {
+		if d.st == nil || d.n == 0 {
+			continue
+		}
+		d.st.count -= d.n
+		if d.dropped {
+			delete(s.queues[s.stripe(d.user)].users, d.user)
+		}
+	}
+	return total, nil
+}
+
+// saveQueueHighs writes the high-water mark of every user still in memory
+// and syncs, so that seqs keep increasing after a restart. Called by Close
+// with s.mu held exclusively: no operation is running.
+func (s *Store) saveQueueHighs(db *pebble.DB) error {
+	b := db.NewBatch()
+	defer b.Close()
+	for i := range s.queues {
+		for u, st := range s.queues[i].users {
+			if err := b.Set(pointKey(tagQueueHigh, u), encodeUint(st.next-1), nil); err != nil {
+				return fmt.Errorf("pebble store: save queue marks: %w", err)
+			}
+		}
+		clear(s.queues[i].users)
+	}
+	// Commit with Sync even if there is nothing to write: the sync also
+	// covers every earlier NoSync write (acks, or everything in DurabilityOS
+	// mode).
+	if b.Empty() {
+		if err := db.LogData(nil, pebble.Sync); err != nil {
+			return fmt.Errorf("pebble store: sync: %w", err)
+		}
+		return nil
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("pebble store: save queue marks: %w", err)
+	}
+	return nil
+}

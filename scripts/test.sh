@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs every check and test of Parley. It installs what the tests need first
+# (Debian packages, Go tools), so it passes on a fresh Debian machine with Go.
+# Usage: ./scripts/test.sh            (FUZZTIME=10s by default per fuzz target)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUZZTIME="${FUZZTIME:-10s}"
+export PATH="$PATH:$(go env GOPATH)/bin"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "installing test dependencies"
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+if ! /usr/bin/python3 -c 'import slixmpp' 2>/dev/null; then
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-slixmpp >/dev/null
+fi
+/usr/bin/python3 -c 'import slixmpp; print("slixmpp", slixmpp.__version__)'
+if ! command -v staticcheck >/dev/null 2>&1; then
+	go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+fi
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "staticcheck"
+staticcheck ./...
+
+step "go test (unit, end-to-end with slixmpp)"
+go test -race -count=1 -timeout 20m ./...
+
+step "fuzzing each target for $FUZZTIME"
+for pkg in $(go list ./...); do
+	dir=$(go list -f '{{.Dir}}' "$pkg")
+	for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
+		echo "-- $pkg $target"
+		go test -run='^$' -fuzz="^${target}\$" -fuzztime="$FUZZTIME" "$pkg"
+	done
+done
+
+step "all checks passed"
