@@ -8,6 +8,15 @@
 // RFC 7622 §3.3.1, the domainpart is lower-cased and mapped to U-labels, and
 // the resourcepart uses the OpaqueString profile, which preserves case.
 //
+// Domainparts are validated as IDNA2008 host names without depending on
+// golang.org/x/net/idna: labels are mapped as RFC 5895 recommends (lower
+// case, width folding, NFC, ideographic full stops as dots), A-labels are
+// decoded to U-labels as RFC 7622 §3.2 requires, and compatibility
+// characters such as "①" are rejected rather than mapped the way UTS #46
+// would. A numeric top-level label is only accepted as part of a dotted-quad
+// IPv4 address, and IPv6 literals are put in RFC 5952 canonical form so that
+// every address has exactly one spelling.
+//
 // Parsing is on the hot path of a server (every stanza carries addresses),
 // so input that is already in normal form and pure ASCII is validated in a
 // single pass without allocating, and the resulting JID shares memory with

@@ -226,11 +226,12 @@ func isASCII(s string) bool {
 	return true
 }
 
-// enforce applies p until the result is stable. PRECIS profiles are meant
-// to be idempotent, but the x/text implementation does not guarantee it for
-// every code point sequence; a JID whose String form parsed to a different
-// JID would break routing and comparison, so we iterate as RFC 8266 §2.1
-// prescribes for nicknames and reject strings that do not settle.
+// enforce applies p until the result is stable. RFC 8266 §2.1 records that
+// PRECIS rules are not idempotent for every code point, and x/text does not
+// promise idempotence for the other profiles either (no counter-example is
+// known). A JID whose String form parsed to a different JID would break
+// routing and comparison, so for non-ASCII text we pay for one extra pass
+// to guarantee it, and reject strings that do not settle.
 func enforce(p *precis.Profile, s string) (string, error) {
 	out, err := p.String(s)
 	if err != nil {

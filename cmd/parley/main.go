@@ -13,7 +13,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -33,6 +35,7 @@ Usage:
   parley user passwd JID (--password P | --password-stdin) [--data DIR]
   parley user del JID [--data DIR]
   parley user list [--data DIR]
+  parley user import [--data DIR] < FILE    one "JID PASSWORD" per line; existing accounts are skipped
   parley version
 `
 
@@ -140,7 +143,7 @@ func user(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	want := 1
-	if sub == "list" {
+	if sub == "list" || sub == "import" {
 		want = 0
 	}
 	if len(pos) != want {
@@ -221,9 +224,87 @@ func user(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			}
 			after = names[len(names)-1]
 		}
+	case "import":
+		return importUsers(ctx, st, stdin, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "parley user: unknown command %q\n\n%s", sub, usage)
 		return 2
+	}
+	return 0
+}
+
+// importUsers creates accounts from "JID PASSWORD" lines. Deriving SCRAM
+// credentials (PBKDF2) and the synced writes are the slow parts, so it
+// runs many workers.
+func importUsers(ctx context.Context, st *pebble.Store, stdin io.Reader, stdout, stderr io.Writer) int {
+	type job struct {
+		line int
+		user string
+		pass string
+	}
+	jobs := make(chan job, 256)
+	var mu sync.Mutex
+	added, skipped, failed := 0, 0, 0
+	var wg sync.WaitGroup
+	// More workers than cores: account writes are fsync'd, and concurrent
+	// commits share one fsync (group commit).
+	for range 8 * runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				sha1, sha256, err := sasl.NewCredentials(j.pass)
+				if err == nil {
+					err = st.CreateAccount(ctx, store.Account{Username: j.user, Created: time.Now(), SHA1: sha1, SHA256: sha256})
+				}
+				mu.Lock()
+				switch {
+				case errors.Is(err, store.ErrExists):
+					skipped++
+				case err != nil:
+					failed++
+					fmt.Fprintf(stderr, "line %d: %s: %v\n", j.line, j.user, err)
+				default:
+					added++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	sc := bufio.NewScanner(stdin)
+	n := 0
+	for sc.Scan() {
+		n++
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
+			continue
+		}
+		if len(fields) != 2 {
+			mu.Lock()
+			failed++
+			fmt.Fprintf(stderr, "line %d: want \"JID PASSWORD\"\n", n)
+			mu.Unlock()
+			continue
+		}
+		u, err := localpart(fields[0])
+		if err != nil {
+			mu.Lock()
+			failed++
+			fmt.Fprintf(stderr, "line %d: %v\n", n, err)
+			mu.Unlock()
+			continue
+		}
+		jobs <- job{line: n, user: u, pass: fields[1]}
+	}
+	close(jobs)
+	wg.Wait()
+	if err := sc.Err(); err != nil {
+		fmt.Fprintf(stderr, "parley user import: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "imported %d, skipped %d existing, %d failed\n", added, skipped, failed)
+	if failed > 0 {
+		return 1
 	}
 	return 0
 }

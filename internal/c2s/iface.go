@@ -10,9 +10,9 @@ import (
 	"context"
 	"crypto/tls"
 
+	"github.com/parley-im/parley/internal/router"
 	"github.com/parley-im/parley/jid"
 	"github.com/parley-im/parley/stanza"
-	"github.com/parley-im/parley/internal/router"
 )
 
 // Header is a stream header, whatever the encoding writes it as.

@@ -3,9 +3,9 @@ package c2s
 import (
 	"sync"
 
+	"github.com/parley-im/parley/internal/router"
 	"github.com/parley-im/parley/jid"
 	"github.com/parley-im/parley/stanza"
-	"github.com/parley-im/parley/internal/router"
 )
 
 // Output buffers come from a pool and go back as soon as they are written,
@@ -28,15 +28,31 @@ func putBuf(b []byte) {
 // someone writes it. It returns false if the session no longer takes output.
 // ack, if set, is acknowledged once the bytes are written.
 func (s *Session) send(ack *router.Ack, enc func([]byte) []byte) bool {
+	return s.sendLocked(nil, ack, enc)
+}
+
+// sendLocked is the one way output enters the session. With stream
+// management on, every stanza is counted and kept until the client
+// acknowledges it, and its queue ack waits for that acknowledgement instead
+// of the socket write; while the session is detached (waiting for
+// resumption) stanzas are only kept.
+func (s *Session) sendLocked(el *stanza.Element, ack *router.Ack, enc func([]byte) []byte) bool {
 	s.outMu.Lock()
+	counted := s.sm.enabled && el != nil && el.IsStanza()
+	if s.sm.detached {
+		ok := counted && s.sm.keep(el, ack, s.maxUnacked())
+		s.outMu.Unlock()
+		return ok
+	}
 	if s.closing {
 		s.outMu.Unlock()
 		return false
 	}
 	max := s.cfg.MaxOutBytes
-	if max > 0 && len(s.out) > max {
-		// A client that does not read: stop taking output and close it;
-		// whatever it was owed stays in the durable queue.
+	if max > 0 && len(s.out) > max || counted && len(s.sm.unacked) >= s.maxUnacked() {
+		// A client that does not read (or does not acknowledge): stop
+		// taking output and close it; whatever it was owed stays in the
+		// durable queue, or in the resumable session.
 		s.closing = true
 		s.outMu.Unlock()
 		if s.cfg.Metrics != nil {
@@ -50,7 +66,9 @@ func (s *Session) send(ack *router.Ack, enc func([]byte) []byte) bool {
 		s.out = getBuf()
 	}
 	s.out = enc(s.out)
-	if ack != nil {
+	if counted {
+		s.sm.keep(el, ack, 0)
+	} else if ack != nil {
 		s.acks = append(s.acks, ack)
 	}
 	start := !s.flushing && !s.inFeed
@@ -65,13 +83,13 @@ func (s *Session) send(ack *router.Ack, enc func([]byte) []byte) bool {
 }
 
 func (s *Session) sendElement(el *stanza.Element) bool {
-	return s.send(nil, func(dst []byte) []byte { return s.codec.AppendElement(dst, el) })
+	return s.sendLocked(el, nil, func(dst []byte) []byte { return s.codec.AppendElement(dst, el) })
 }
 
 // Deliver implements router.Session: it encodes the stanza into the output
 // buffer without blocking on the socket.
 func (s *Session) Deliver(el *stanza.Element, ack *router.Ack) bool {
-	ok := s.send(ack, func(dst []byte) []byte { return s.codec.AppendElement(dst, el) })
+	ok := s.sendLocked(el, ack, func(dst []byte) []byte { return s.codec.AppendElement(dst, el) })
 	if ok && s.cfg.Metrics != nil {
 		s.cfg.Metrics.StanzasOut.Add(1)
 	}
@@ -81,6 +99,14 @@ func (s *Session) Deliver(el *stanza.Element, ack *router.Ack) bool {
 // Kick ends the session from another goroutine with a stream error.
 func (s *Session) Kick(err *stanza.StreamError) {
 	s.outMu.Lock()
+	if s.sm.detached {
+		// Nobody to tell: end the waiting session now.
+		s.outMu.Unlock()
+		if s.cfg.Resume != nil && s.cfg.Resume.claim(s) {
+			s.finish()
+		}
+		return
+	}
 	if s.closing {
 		s.outMu.Unlock()
 		return
@@ -94,6 +120,7 @@ func (s *Session) Kick(err *stanza.StreamError) {
 	s.out = s.codec.AppendClose(s.out)
 	s.closing = true
 	s.closeAfter = true
+	s.noResume = true
 	start := !s.flushing && !s.inFeed
 	if start {
 		s.flushing = true
@@ -109,6 +136,12 @@ func (s *Session) Kick(err *stanza.StreamError) {
 func (s *Session) flushLoop() {
 	for {
 		s.outMu.Lock()
+		if len(s.out) > 0 && s.sm.enabled && !s.closing && s.sm.out != s.sm.requested {
+			// Ask for an acknowledgement in the same write as the
+			// stanzas: no extra packet, no timer.
+			s.out = s.codec.AppendElement(s.out, smRequest)
+			s.sm.requested = s.sm.out
+		}
 		buf, acks := s.out, s.acks
 		s.out, s.acks = nil, nil
 		if len(buf) == 0 {
@@ -199,27 +232,57 @@ func (s *Session) close(err *stanza.StreamError) {
 }
 
 // End is called by the transport once, when it stops reading (EOF, error,
-// or after Feed failed). It releases the session's registrations and tells
-// contacts it is gone.
+// or after Feed failed). A resumable session whose connection was lost
+// detaches and waits for its client; any other session is released: its
+// registrations go and contacts learn it is gone.
 func (s *Session) End() {
 	s.outMu.Lock()
-	if s.ended {
+	if s.ended || s.sm.detached {
 		s.outMu.Unlock()
 		return
 	}
-	s.ended = true
-	s.closing = true
+	if s.sm.enabled && s.sm.resumable && !s.noResume && s.cfg.Resume != nil && s.bound.Load() {
+		s.sm.detached = true
+		putBuf(s.out)
+		s.out, s.acks = nil, nil
+		s.outMu.Unlock()
+		_ = s.tr.Close()
+		if s.cfg.Resume.detach(s) {
+			s.log.Debug("c2s: session detached, waiting for resumption")
+			close(s.sm.gone)
+			return
+		}
+		s.outMu.Lock()
+	}
+	s.ended, s.closing = true, true
 	s.outMu.Unlock()
 	s.state = stateClosed
+	close(s.sm.gone)
+	s.finish()
+	_ = s.tr.Close()
+}
+
+// finish releases a session for good: queue entries it had not had
+// acknowledged stay in the store for the next login.
+func (s *Session) finish() {
+	s.outMu.Lock()
+	s.ended, s.closing = true, true
+	s.sm.detached = false
+	s.sm.unacked = nil
+	s.outMu.Unlock()
+	if s.cfg.Resume != nil {
+		s.cfg.Resume.forget(s)
+	}
 	if s.bound.Load() {
 		s.cfg.Router.Unbind(s)
-		if s.available.Swap(false) {
-			var directed []jid.JID
-			directed = append(directed, s.directed...)
+		// A session replaced by a new login with the same full JID must
+		// not announce that JID as gone.
+		replaced := s.cfg.Router.Session(s.jid) != nil
+		if s.available.Swap(false) && !replaced {
+			directed := append([]jid.JID(nil), s.directed...)
 			s.safeEnded(directed)
 		}
 	}
-	_ = s.tr.Close()
 }
 
 func (s *Session) safeEnded(directed []jid.JID) {

@@ -14,15 +14,18 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/parley-im/parley/internal/router"
+	"github.com/parley-im/parley/internal/sasl"
 	"github.com/parley-im/parley/jid"
 	"github.com/parley-im/parley/stanza"
-	"github.com/parley-im/parley/internal/router"
 )
 
 // Namespaces used during negotiation.
 const (
 	nsRegisterFeature = "http://jabber.org/features/iq-register"
 	nsRegister        = "jabber:iq:register"
+	nsRosterVer       = "urn:xmpp:features:rosterver"
+	nsPreApproval     = "urn:xmpp:features:pre-approval"
 )
 
 // Config is shared by every session of a listener.
@@ -45,6 +48,11 @@ type Config struct {
 	StanzaBurst float64
 	// MaxDirected bounds the directed-presence set a session remembers.
 	MaxDirected int
+	// Resume, if set, makes sessions resumable (XEP-0198).
+	Resume *Resumer
+	// MaxUnacked bounds stanzas kept for a client that has not
+	// acknowledged them (0: DefaultMaxUnacked).
+	MaxUnacked int
 	// Metrics, if set, counts session events.
 	Metrics *Metrics
 	// Now is the clock; nil uses time.Now.
@@ -64,11 +72,11 @@ type Metrics struct {
 type state uint8
 
 const (
-	stateHeader    state = iota // waiting for the stream header
-	stateFeatures               // features sent, waiting for starttls/auth
-	stateSASL                   // a SASL exchange is in progress
-	stateAuthed                 // authenticated, waiting for bind
-	stateBound                  // resource bound: stanzas flow
+	stateHeader   state = iota // waiting for the stream header
+	stateFeatures              // features sent, waiting for starttls/auth
+	stateSASL                  // a SASL exchange is in progress
+	stateAuthed                // authenticated, waiting for bind
+	stateBound                 // resource bound: stanzas flow
 	stateClosed
 )
 
@@ -96,21 +104,23 @@ type Session struct {
 	ctx      context.Context
 
 	// Published to other goroutines.
-	available     atomic.Bool
-	priority      atomic.Int32
-	lastPresence  atomic.Pointer[stanza.Element]
-	rosterWanted  atomic.Bool
-	bound         atomic.Bool
+	available    atomic.Bool
+	priority     atomic.Int32
+	lastPresence atomic.Pointer[stanza.Element]
+	rosterWanted atomic.Bool
+	bound        atomic.Bool
 
 	// Outbound path.
-	outMu       sync.Mutex
-	out         []byte
-	acks        []*router.Ack
-	flushing    bool
-	inFeed      bool
-	closing     bool // no more output accepted
-	closeAfter  bool // close the transport once out is written
-	ended       bool
+	outMu      sync.Mutex
+	out        []byte
+	acks       []*router.Ack
+	flushing   bool
+	inFeed     bool
+	closing    bool // no more output accepted
+	closeAfter bool // close the transport once out is written
+	ended      bool
+	noResume   bool // ended on purpose (stream close, error, kick): no resumption
+	sm         smState
 }
 
 // New creates a session on a transport speaking codec. Call Open first if the
@@ -124,6 +134,7 @@ func New(cfg *Config, tr Transport, codec Codec) *Session {
 		s.log = slog.Default()
 	}
 	s.tokens = cfg.StanzaBurst
+	s.sm.gone = make(chan struct{})
 	return s
 }
 
@@ -248,13 +259,25 @@ func (s *Session) handle(ev Event) error {
 	case stateSASL:
 		return s.handleSASL(el)
 	case stateAuthed:
+		if ok, err := s.handleSM(el); ok {
+			return err
+		}
 		return s.handleBind(el)
 	case stateBound:
+		if ok, err := s.handleSM(el); ok {
+			return err
+		}
 		if s.cfg.Metrics != nil {
 			s.cfg.Metrics.StanzasIn.Add(1)
 		}
 		s.take()
-		return s.handleStanza(el)
+		if err := s.handleStanza(el); err != nil {
+			return err
+		}
+		// Counted once handled: routing has put a message in its
+		// recipient's durable queue by now, so <a/> means "stored".
+		s.sm.in++
+		return nil
 	}
 	return nil
 }
@@ -301,6 +324,9 @@ func (s *Session) handleOpen(h Header) error {
 		s.state = stateAuthed
 		feats.Append(stanza.New("bind", stanza.NSBind))
 		feats.Append(stanza.New("session", stanza.NSSession).Append(stanza.New("optional", stanza.NSSession)))
+		feats.Append(stanza.New("ver", nsRosterVer))
+		feats.Append(stanza.New("sm", NSSM))
+		feats.Append(stanza.New("sub", nsPreApproval))
 	}
 	s.sendElement(feats)
 	return nil
@@ -376,7 +402,7 @@ func (s *Session) startSASL(el *stanza.Element) error {
 	}
 	s.mech = mech
 	s.state = stateSASL
-	data, err := decodeSASL(el.TextContent())
+	data, err := sasl.DecodeData(el.TextContent())
 	if err != nil {
 		return s.saslAbort("incorrect-encoding", "")
 	}
@@ -389,7 +415,7 @@ func (s *Session) handleSASL(el *stanza.Element) error {
 	}
 	switch el.Name {
 	case "response":
-		data, err := decodeSASL(el.TextContent())
+		data, err := sasl.DecodeData(el.TextContent())
 		if err != nil {
 			return s.saslAbort("incorrect-encoding", "")
 		}
@@ -415,7 +441,7 @@ func (s *Session) saslStep(data []byte) error {
 		return s.saslAbort(cond, text)
 	}
 	if !done {
-		s.sendElement(stanza.New("challenge", stanza.NSSASL).AppendText(encodeSASL(out)))
+		s.sendElement(stanza.New("challenge", stanza.NSSASL).AppendText(sasl.EncodeData(out)))
 		return nil
 	}
 	s.user = s.mech.Username()
@@ -425,7 +451,7 @@ func (s *Session) saslStep(data []byte) error {
 	}
 	succ := stanza.New("success", stanza.NSSASL)
 	if len(out) > 0 {
-		succ.AppendText(base64.StdEncoding.EncodeToString(out))
+		succ.AppendText(sasl.EncodeData(out))
 	}
 	s.sendElement(succ)
 	s.codec.Reset()
@@ -447,21 +473,6 @@ func saslFailure(cond, text string) *stanza.Element {
 		f.Append(stanza.New("text", stanza.NSSASL).SetAttr("xml:lang", "en").AppendText(text))
 	}
 	return f
-}
-
-// decodeSASL decodes a SASL payload: "=" is an empty response (RFC 6120 §6.4.2).
-func decodeSASL(s string) ([]byte, error) {
-	if s == "" || s == "=" {
-		return nil, nil
-	}
-	return base64.StdEncoding.DecodeString(s)
-}
-
-func encodeSASL(b []byte) string {
-	if len(b) == 0 {
-		return "="
-	}
-	return base64.StdEncoding.EncodeToString(b)
 }
 
 func (s *Session) handleBind(el *stanza.Element) error {

@@ -151,6 +151,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		StanzaBurst: float64(cfg.StanzaBurst),
 		Metrics:     s.metrics,
 	}
+	if cfg.ResumeTimeout > 0 {
+		s.sessCfg.Resume = c2s.NewResumer(cfg.ResumeTimeout, 100_000)
+	}
 	if cfg.AllowRegistration {
 		s.sessCfg.Register = reg
 	}

@@ -12,11 +12,44 @@
 //
 // The writer side is a set of Append functions that serialise onto a []byte
 // without allocating.
+//
+// # Trees
+//
+// Every element carries its full namespace in NS; prefixes are resolved
+// away and xmlns declarations never appear in Attrs. Attribute names are
+// kept as written when unprefixed or xml:-prefixed ("type", "xml:lang");
+// other prefixed attributes, which the tree has no place to declare, are
+// named "{namespace-uri}local" (Clark notation), which AppendElement writes
+// back with a generated prefix. Character data becomes text nodes (Name
+// ""), exactly as received after XML's own normalisation: references
+// decoded, CR LF turned into LF, adjacent text and CDATA sections merged
+// into one node, whitespace between child elements kept.
+//
+// # Errors
+//
+// All errors are *stanza.StreamError, to be sent to the peer and followed by
+// closing the stream:
+//   - not-well-formed: XML or XML-Namespaces syntax errors, including
+//     invalid UTF-8 and characters XML 1.0 forbids, literal or referenced
+//     (&#0;); RFC 6120 §4.9.3.13 covers these, while invalid-xml is for
+//     schema validation, which this package does not do;
+//   - restricted-xml: DTDs, comments, processing instructions (other than
+//     the XML declaration at the start of a stream) and references to
+//     entities other than the five predefined ones (RFC 6120 §11.1);
+//   - bad-namespace-prefix: an undeclared prefix;
+//   - invalid-namespace: a stream header that is not <stream> in the
+//     http://etherx.jabber.org/streams namespace;
+//   - unsupported-encoding: an XML declaration naming another encoding, or
+//     UTF-16/32 input;
+//   - bad-format: character data between top-level elements (only
+//     whitespace is allowed there);
+//   - policy-violation: a Limits bound was exceeded.
 package xmlstream
 
 import (
 	"bytes"
 	"sync"
+	"unsafe"
 
 	"github.com/parley-im/parley/stanza"
 )
@@ -64,6 +97,14 @@ type rawAttr struct {
 // ok == false (need more input) or an error. Errors are *stanza.StreamError
 // values to be sent to the peer before closing; they are sticky: every later
 // Feed or Next returns the same error.
+//
+// Memory: once every fed byte is consumed the decoder holds no input or text
+// buffer (they go back to a shared pool), only a few small bookkeeping
+// slices. To save allocations, the nodes, attribute and child slices and
+// short strings of one returned stanza are carved from a few arrays shared
+// by that stanza alone: keeping any part of a stanza keeps those arrays
+// alive. Slices are capped, so appending to them never overwrites a
+// neighbour.
 type Decoder struct {
 	lim    Limits
 	framed bool
@@ -110,6 +151,7 @@ type Decoder struct {
 	slabNext int
 	attrSlab []stanza.Attr
 	kidSlab  []*stanza.Element
+	arena    []byte // backing store of the stanza's short strings; see str
 
 	tag struct {
 		prefix, local []byte
@@ -580,11 +622,7 @@ func (d *Decoder) textStep() (step, error) {
 	if !changed {
 		if final && had == 0 {
 			// The common case: one clean run, converted once.
-			if isSpace(seg[0]) {
-				d.textStr = intern(seg)
-			} else {
-				d.textStr = string(seg)
-			}
+			d.textStr = d.str(seg)
 		} else {
 			d.appendText(seg)
 		}
@@ -648,7 +686,7 @@ func (d *Decoder) flushText() error {
 	var s string
 	switch {
 	case len(d.text) > 0:
-		s = string(d.text)
+		s = d.str(d.text)
 		d.text = d.text[:0]
 	case d.textStr != "":
 		s = d.textStr
@@ -788,9 +826,9 @@ func (d *Decoder) attrValue(raw []byte) (string, error) {
 		return "", err
 	}
 	if !changed {
-		return intern(raw), nil
+		return d.str(raw), nil
 	}
-	s := string(d.text)
+	s := d.str(d.text)
 	d.text = d.text[:0]
 	return s, nil
 }
@@ -844,7 +882,7 @@ func (d *Decoder) startTag() (step, Token, error) {
 	}
 	prefix := ""
 	if len(d.tag.prefix) > 0 {
-		prefix = intern(d.tag.prefix)
+		prefix = d.str(d.tag.prefix)
 	}
 	d.stack = append(d.stack, frame{el: el, prefix: prefix, nsMark: mark, kidMark: len(d.kids)})
 	return stepOn, Token{}, nil
@@ -876,14 +914,24 @@ func (d *Decoder) pushDecls() error {
 			case a.value == "":
 				return errNotWellFormed("a prefix cannot be undeclared")
 			}
-			prefix = intern(a.local)
+			prefix = d.str(a.local)
 		default:
 			continue
+		}
+		if len(d.ns) == maxBindings {
+			return errPolicy("too many namespace declarations")
 		}
 		d.ns = append(d.ns, binding{prefix: prefix, uri: a.value})
 	}
 	return nil
 }
+
+// maxBindings bounds the namespace declarations in scope at once (stream
+// level included). Resolving a name scans them, so without a bound a stanza
+// that declares MaxAttrs prefixes on each of MaxDepth levels would make
+// every name lookup cost thousands of comparisons. Real stanzas have a
+// handful.
+const maxBindings = 128
 
 func isDecl(a *rawAttr) bool {
 	return string(a.prefix) == "xmlns" || len(a.prefix) == 0 && string(a.local) == "xmlns"
@@ -927,7 +975,7 @@ func (d *Decoder) elemNS() (string, error) {
 func (d *Decoder) attrName(a *rawAttr) (string, error) {
 	switch {
 	case len(a.prefix) == 0:
-		return intern(a.local), nil
+		return d.str(a.local), nil
 	case string(a.prefix) == "xml":
 		if string(a.local) == "lang" {
 			return "xml:lang", nil
@@ -952,7 +1000,7 @@ func (d *Decoder) element() (*stanza.Element, error) {
 		return nil, err
 	}
 	el := d.newElem()
-	el.Name = intern(d.tag.local)
+	el.Name = d.str(d.tag.local)
 	el.NS = ns
 	n := 0
 	for i := range d.raw {
@@ -1032,6 +1080,11 @@ func (d *Decoder) streamHeader() (Token, error) {
 		}
 	}
 	d.streamPrefix = intern(d.tag.prefix)
+	// Like a stanza, the header leaves nothing behind: the scratch its
+	// attribute values were decoded in goes back to the pool, and its
+	// strings keep their arena chunk to themselves.
+	d.releaseText()
+	d.arena = nil
 	d.state = stStream
 	d.pendingClose = d.tag.selfClose
 	return Token{Kind: KindStreamOpen, Header: h}, nil
@@ -1128,6 +1181,7 @@ func (d *Decoder) endStanza() {
 	d.releaseText()
 	d.slab, d.slabNext = nil, 0
 	d.attrSlab, d.kidSlab = nil, nil
+	d.arena = nil
 	d.clearRaw()
 	// Scratch that a huge stanza grew is not kept for the small ones.
 	if cap(d.kids) > 256 {
@@ -1149,6 +1203,39 @@ func (d *Decoder) newElem() *stanza.Element {
 	e := &d.slab[0]
 	d.slab = d.slab[1:]
 	return e
+}
+
+// Strings of a stanza up to maxArenaString bytes share arena chunks of
+// arenaChunk bytes: ids, JIDs and short bodies then cost one allocation per
+// stanza instead of one each. A kept string pins at most one chunk; longer
+// strings, which would pin more, get their own allocation.
+const (
+	maxArenaString = 128
+	arenaChunk     = 256
+)
+
+// str returns b as a string that does not alias the input buffer: a shared
+// interned string for known words, else a copy.
+func (d *Decoder) str(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(b) <= maxInternLen {
+		if s, ok := internTab[string(b)]; ok {
+			return s
+		}
+	}
+	if len(b) > maxArenaString {
+		return string(b)
+	}
+	if cap(d.arena)-len(d.arena) < len(b) {
+		d.arena = make([]byte, 0, arenaChunk)
+	}
+	start := len(d.arena)
+	d.arena = append(d.arena, b...)
+	// The bytes are never written again: the arena is only appended to,
+	// and replaced (never reused) when full or when the stanza ends.
+	return unsafe.String(&d.arena[start], len(b))
 }
 
 func (d *Decoder) newAttrs(n int) []stanza.Attr {
@@ -1218,5 +1305,5 @@ func (d *Decoder) releaseText() {
 // retained reports the bytes of buffer capacity the decoder holds; tests use
 // it to check that an idle decoder holds none.
 func (d *Decoder) retained() int {
-	return cap(d.buf) + cap(d.text)
+	return cap(d.buf) + cap(d.text) + cap(d.arena)
 }

@@ -23,6 +23,7 @@ const (
 	KindStreamClose
 )
 
+// String returns the kind's name, for logs.
 func (k Kind) String() string {
 	switch k {
 	case KindStreamOpen:

@@ -87,10 +87,11 @@ const (
 // (content) namespace is parentNS, normally Header.NS. Every element gets
 // xmlns='…' only where its NS differs from the namespace in scope, so
 // stanzas in the content namespace carry none. An element whose NS is ""
-// under a namespaced parent gets xmlns='' (NS "" means "no namespace", as
-// the decoder produces it). Elements in the streams namespace (features,
-// error) are written with the stream: prefix that AppendStreamOpen
-// declares, elements in the XML namespace with xml:.
+// under a namespaced parent gets an empty xmlns declaration: NS "" means
+// "no namespace", as the decoder produces it, not "inherit". Elements in
+// the streams namespace (features, error) are written with the stream:
+// prefix that AppendStreamOpen declares, elements in the XML namespace
+// with xml:.
 //
 // Attribute names are written as they are, except "{uri}local" (how the
 // decoder names prefixed attributes other than xml:*), for which a prefix

@@ -10,8 +10,11 @@
 //
 // from the module root (add -run TestName to pick tests, -count=1 to defeat
 // the test cache). TestMain builds ./cmd/parley once into a temporary
-// directory; a build failure fails the whole suite. To run the suite against
-// an already built binary instead, set PARLEY_E2E_BINARY=/path/to/parley.
+// directory (with -race when the tests run with -race); a build failure
+// fails the whole suite. To test an already built binary instead, set
+// PARLEY_E2E_BINARY=/path/to/parley. Tests run 4 at a time unless
+// -parallel is given; the suite takes about a minute (two to three with
+// -race) on a 2-core machine.
 //
 // Requirements:
 //   - /usr/bin/python3 with slixmpp importable (apt-get install
@@ -31,12 +34,14 @@
 //     stdin), py/login.py and py/register.py are one-shot programs.
 //   - raw_test.go: a minimal XMPP client on a raw socket (stream header,
 //     STARTTLS, SASL PLAIN, bind) for the protocol-violation tests.
-//   - *_test.go: the scenarios. Independent tests run in parallel, each with
-//     its own server and data directory.
+//   - race_{on,off}_test.go: whether the server is built with -race.
+//   - the other *_test.go files: the scenarios. Independent tests run in
+//     parallel, each with its own server and data directory.
 //
 // When a test fails, the server's stderr (slog output), every client's
 // observations and slixmpp's debug log (raw XML in both directions), and the
-// raw-socket transcripts are printed with the failure.
+// raw-socket transcripts are printed with the failure. Set E2E_DUMP=1 to
+// print them for passing tests too (with -v).
 package e2e
 
 import (
@@ -69,6 +74,8 @@ const (
 )
 
 var (
+	// dumpAlways prints logs and transcripts of passing tests too.
+	dumpAlways = os.Getenv("E2E_DUMP") != ""
 	// parleyBin is the binary built by TestMain.
 	parleyBin string
 	// pythonErr is non-nil when /usr/bin/python3 cannot import slixmpp.
@@ -99,7 +106,11 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(binDir)
 	parleyBin = filepath.Join(binDir, "parley")
-	build := exec.Command("go", "build", "-o", parleyBin, "./cmd/parley")
+	args := []string{"build", "-o", parleyBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "./cmd/parley")...)
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/parley failed: %v\n%s\n", err, out)
@@ -158,8 +169,8 @@ type server struct {
 }
 
 // startServer starts `parley serve` on dataDir with ephemeral loopback
-// ports and waits until it logs its listening addresses. The server is
-// killed when the test ends if it is still running, and its stderr is
+// ports and waits until it logs its listening addresses. If it is still
+// running when the test ends it gets SIGTERM and must exit 0; its stderr is
 // printed if the test failed.
 func startServer(t *testing.T, dataDir string, extraArgs ...string) *server {
 	t.Helper()
@@ -183,6 +194,7 @@ func startServer(t *testing.T, dataDir string, extraArgs ...string) *server {
 		}
 	})
 	s.cmd = exec.Command(parleyBin, args...)
+	s.cmd.Env = hermeticEnv()
 	s.cmd.Stdout = s.stderr
 	s.cmd.Stderr = s.stderr
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -194,11 +206,23 @@ func startServer(t *testing.T, dataDir string, extraArgs ...string) *server {
 		close(s.done)
 	}()
 	t.Cleanup(func() {
+		// A server the test left running is stopped like Stop does, so
+		// every test also checks for a clean shutdown (and, under -race,
+		// for data races, which make the server exit non-zero).
 		if s.running() {
-			_ = s.cmd.Process.Kill()
-			<-s.done
+			_ = s.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-s.done:
+				if s.err != nil {
+					t.Errorf("server did not exit cleanly after SIGTERM at the end of the test: %v", s.err)
+				}
+			case <-time.After(stopTimeout):
+				_ = s.cmd.Process.Kill()
+				<-s.done
+				t.Errorf("server did not exit within %v of SIGTERM at the end of the test (killed it)", stopTimeout)
+			}
 		}
-		if t.Failed() {
+		if t.Failed() || dumpAlways {
 			t.Logf("---- parley serve %s stderr ----\n%s", strings.Join(args, " "), s.stderr.String())
 		}
 	})
@@ -280,6 +304,7 @@ func addUser(t *testing.T, dataDir, jid, password string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, parleyBin, "user", "add", jid, "--password", password, "--data", dataDir)
+	cmd.Env = hermeticEnv()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("parley user add %s: %v\n%s", jid, err, out)
@@ -295,6 +320,18 @@ func newDataDir(t *testing.T, users map[string]string) string {
 		addUser(t, dir, local+"@"+domain, pw)
 	}
 	return dir
+}
+
+// hermeticEnv is the test's environment without PARLEY_* variables, which
+// the binary would read as settings.
+func hermeticEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PARLEY_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 func portOf(t *testing.T, addr string) string {
@@ -357,7 +394,7 @@ func parseLogfmt(line string) map[string]string {
 const systemPython = "/usr/bin/python3"
 
 func checkPython() error {
-	cmd := exec.Command(systemPython, "-E", "-s", "-c", "import slixmpp; print(slixmpp.__version__)")
+	cmd := exec.Command(systemPython, "-E", "-s", "-B", "-c", "import slixmpp; print(slixmpp.__version__)")
 	cmd.Dir = os.TempDir() // never the slixmpp package dir (its types.py shadows the stdlib)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -131,6 +131,31 @@ func TestLoginStartTLSAndSCRAM(t *testing.T) {
 		checkServerCertificate(t, dir, c.TLS.PeerCertificates)
 	})
 
+	// A client may send its first stream header in the same TCP segment as
+	// its TLS Finished message; asyncio clients (slixmpp) do. The server
+	// must answer it without waiting for more bytes on the socket.
+	t.Run("raw_direct_tls_header_coalesced_with_handshake", func(t *testing.T) {
+		t.Parallel()
+		c := dialRaw(t, srv.C2STLS)
+		f := c.tlsCoalesced()
+		if !slices.Contains(mechanisms(f), "SCRAM-SHA-256") {
+			t.Errorf("direct TLS features lack SCRAM-SHA-256: %s", f)
+		}
+	})
+	t.Run("raw_starttls_header_coalesced_with_handshake", func(t *testing.T) {
+		t.Parallel()
+		c := dialRaw(t, srv.C2S)
+		c.openStream()
+		c.send(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`)
+		if n := c.mustNext("<proceed/>"); !n.is(nsTLS, "proceed") {
+			t.Fatalf("STARTTLS: expected <proceed/>, got %s", n)
+		}
+		f := c.tlsCoalesced()
+		if !slices.Contains(mechanisms(f), "SCRAM-SHA-256") {
+			t.Errorf("post-STARTTLS features lack SCRAM-SHA-256: %s", f)
+		}
+	})
+
 	t.Run("raw_plain_before_tls_refused", func(t *testing.T) {
 		t.Parallel()
 		c := dialRaw(t, srv.C2S)

@@ -9,6 +9,7 @@ import (
 // the body intact and from = the sender's full JID.
 func TestMessageExchange(t *testing.T) {
 	t.Parallel()
+	requirePython(t)
 	dir := newDataDir(t, map[string]string{"alice": "secret", "bob": "hunter2"})
 	srv := startServer(t, dir)
 
@@ -70,6 +71,7 @@ func assertMessage(t *testing.T, m event, from, typ string) {
 // second one works.
 func TestResourceConflict(t *testing.T) {
 	t.Parallel()
+	requirePython(t)
 	dir := newDataDir(t, map[string]string{"alice": "secret", "bob": "hunter2"})
 	srv := startServer(t, dir)
 

@@ -10,6 +10,7 @@ import (
 // presence - also across a graceful restart and across a crash.
 func TestOfflineMessages(t *testing.T) {
 	t.Parallel()
+	requirePython(t)
 
 	t.Run("delivered_on_initial_presence", func(t *testing.T) {
 		t.Parallel()

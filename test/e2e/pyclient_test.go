@@ -111,7 +111,7 @@ func runPy(t *testing.T, name, script string, args ...string) *pyProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	full := append([]string{"-E", "-s", path, "--timeout", fmt.Sprint(pyScriptTimeout.Seconds())}, args...)
+	full := append([]string{"-E", "-s", "-B", path, "--timeout", fmt.Sprint(pyScriptTimeout.Seconds())}, args...)
 	p := &pyProc{t: t, name: name, notify: make(chan struct{}), stderr: newLineBuffer(nil)}
 	p.cmd = exec.Command(systemPython, full...)
 	p.cmd.Dir = filepath.Dir(path)
@@ -136,7 +136,7 @@ func runPy(t *testing.T, name, script string, args ...string) *pyProc {
 			_ = p.cmd.Process.Kill()
 			p.waitExit(5 * time.Second)
 		}
-		if t.Failed() {
+		if t.Failed() || dumpAlways {
 			t.Logf("---- %s (%s %s) observations ----\n%s", name, script, strings.Join(args, " "), p.dump())
 			t.Logf("---- %s stderr (slixmpp debug log) ----\n%s", name, tail(p.stderr.String(), 60000))
 		}

@@ -133,8 +133,8 @@ func dialRaw(t *testing.T, addr string) *rawConn {
 	rc.conn = &tapConn{Conn: c, tr: rc.tr, layer: ""}
 	t.Cleanup(func() {
 		_ = c.Close()
-		if t.Failed() {
-			t.Logf("---- raw connection to %s transcript (C=client, S=server; [tls] after STARTTLS) ----\n%s", addr, rc.tr.String())
+		if t.Failed() || dumpAlways {
+			t.Logf("---- raw connection to %s transcript (C=client, S=server; [tls] = inside TLS) ----\n%s", addr, rc.tr.String())
 		}
 	})
 	return rc
@@ -152,13 +152,22 @@ func (c *rawConn) send(s string) {
 // <stream:features/>.
 func (c *rawConn) openStream() *node {
 	c.t.Helper()
+	c.send(streamHeader)
+	return c.readStreamStart(stepTimeout)
+}
+
+const streamHeader = `<?xml version='1.0'?><stream:stream to='` + domain + `' version='1.0' xml:lang='en' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`
+
+// readStreamStart reads the server's stream header and first features
+// with a fresh decoder (a new stream starts after every restart).
+func (c *rawConn) readStreamStart(timeout time.Duration) *node {
+	c.t.Helper()
 	c.dec = xml.NewDecoder(c.conn)
-	c.send(`<?xml version='1.0'?><stream:stream to='` + domain + `' version='1.0' xml:lang='en' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`)
-	_ = c.conn.SetReadDeadline(time.Now().Add(stepTimeout))
+	_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
 	for {
 		tok, err := c.dec.Token()
 		if err != nil {
-			c.t.Fatalf("reading server stream header: %v", err)
+			c.t.Fatalf("no stream header from the server within %v: %v", timeout, err)
 		}
 		if se, ok := tok.(xml.StartElement); ok {
 			if se.Name.Space != nsStreams || se.Name.Local != "stream" {
@@ -167,7 +176,10 @@ func (c *rawConn) openStream() *node {
 			break
 		}
 	}
-	f := c.mustNext("stream features")
+	f, err := c.next(timeout)
+	if err != nil {
+		c.t.Fatalf("waiting for stream features: %v", err)
+	}
 	if !f.is(nsStreams, "features") {
 		c.t.Fatalf("expected <stream:features/>, got %s", f)
 	}
@@ -222,6 +234,71 @@ func (c *rawConn) startTLS() *node {
 	c.TLS = &st
 	c.conn = &tapConn{Conn: tc, tr: c.tr, layer: "[tls]"}
 	return c.openStream()
+}
+
+// corkConn lets a test send the end of a TLS handshake and the first
+// application data in one TCP segment, as asyncio-based clients such as
+// slixmpp do: once corked (after the first read, i.e. after the
+// ServerHello flight) writes are buffered until flush.
+type corkConn struct {
+	net.Conn
+	mu      sync.Mutex
+	corked  bool
+	flushed bool
+	buf     []byte
+}
+
+func (c *corkConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	if n > 0 && !c.flushed {
+		c.corked = true
+	}
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *corkConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.corked {
+		c.buf = append(c.buf, p...)
+		c.mu.Unlock()
+		return len(p), nil
+	}
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+func (c *corkConn) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked, c.flushed = false, true
+	_, err := c.Conn.Write(c.buf)
+	c.buf = nil
+	return err
+}
+
+// tlsCoalesced performs a TLS 1.3 client handshake on c.tcp, then sends the
+// client Finished and a new stream header in a single TCP write, and
+// returns the server's features (read with a short deadline).
+func (c *rawConn) tlsCoalesced() *node {
+	c.t.Helper()
+	cork := &corkConn{Conn: c.tcp}
+	tc := tls.Client(cork, &tls.Config{ServerName: domain, InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
+	_ = tc.SetDeadline(time.Now().Add(stepTimeout))
+	if err := tc.Handshake(); err != nil {
+		c.t.Fatalf("TLS handshake: %v", err)
+	}
+	_ = tc.SetDeadline(time.Time{})
+	st := tc.ConnectionState()
+	c.TLS = &st
+	c.conn = &tapConn{Conn: tc, tr: c.tr, layer: "[tls]"}
+	c.send(streamHeader)
+	if err := cork.flush(); err != nil {
+		c.t.Fatalf("flush: %v", err)
+	}
+	c.tr.add("--", []byte("(client Finished and the stream header above went out in one TCP write)"))
+	return c.readStreamStart(5 * time.Second)
 }
 
 // authPlain authenticates with SASL PLAIN and restarts the stream.

@@ -9,6 +9,7 @@ import (
 // stanzas each side receives, and the final rosters.
 func TestRosterSubscriptionHandshake(t *testing.T) {
 	t.Parallel()
+	requirePython(t)
 	dir := newDataDir(t, map[string]string{"alice": "secret", "bob": "hunter2"})
 	srv := startServer(t, dir)
 

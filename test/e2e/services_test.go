@@ -9,6 +9,7 @@ import (
 // XEP-0092 version.
 func TestServiceDiscoveryPingVersion(t *testing.T) {
 	t.Parallel()
+	requirePython(t)
 	dir := newDataDir(t, map[string]string{"alice": "secret"})
 	srv := startServer(t, dir)
 	alice := login(t, srv, "alice@localhost/desk", "secret", clientOpts{})
@@ -65,6 +66,7 @@ func TestServiceDiscoveryPingVersion(t *testing.T) {
 // user, and kept across a restart.
 func TestVCardRoundTrip(t *testing.T) {
 	t.Parallel()
+	requirePython(t)
 	dir := newDataDir(t, map[string]string{"alice": "secret", "bob": "hunter2"})
 	srv := startServer(t, dir)
 	alice := login(t, srv, "alice@localhost/desk", "secret", clientOpts{})
@@ -107,8 +109,10 @@ func TestVCardRoundTrip(t *testing.T) {
 		t.Helper()
 		gotFields := got.obj("fields")
 		for k, want := range fields {
-			if v, ok := gotFields[k]; !ok || v != want {
-				t.Errorf("%s: vCard field %s = %q (present: %v), want %q", who, k, v, ok, want)
+			if v, ok := gotFields[k]; !ok {
+				t.Errorf("%s: vCard field %s is missing, want %q", who, k, want)
+			} else if v != want {
+				t.Errorf("%s: vCard field %s = %q, want %q", who, k, v, want)
 			}
 		}
 		for k, v := range gotFields {

@@ -80,7 +80,7 @@ type Options struct {
 
 // ErrLocked is returned (wrapped) by Open when another process, or another
 // Store in this process, already has the directory open.
-var ErrLocked = errors.New("pebble store: data directory is locked by another process")
+var ErrLocked = errors.New("pebble store: data directory is in use by another process")
 
 // ErrInvalidName is returned (wrapped) for a username or contact JID that
 // cannot be a key: empty, or containing a NUL byte.
@@ -289,8 +289,10 @@ func get(r pebble.Reader, key []byte) ([]byte, bool, error) {
 // pebbleLogger routes Pebble's log calls to slog.
 type pebbleLogger struct{ l *slog.Logger }
 
+// Infof logs at debug level: Pebble reports routine recovery steps (WALs
+// found and replayed) on every Open.
 func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Info("pebble: " + fmt.Sprintf(format, args...))
+	p.l.Debug("pebble: " + fmt.Sprintf(format, args...))
 }
 
 func (p pebbleLogger) Errorf(format string, args ...any) {

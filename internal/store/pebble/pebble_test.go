@@ -313,7 +313,7 @@ func TestQueueStateBounded(t *testing.T) {
 	if err := s.Ack(ctx, "bob", bob[2]); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 20000 {
+	for i := range 5000 {
 		if _, err := s.Enqueue(ctx, fmt.Sprintf("user%d", i), []byte("m"), time.Time{}, 0); err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,575 @@
+package c2s_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-im/parley/internal/auth"
+	"github.com/parley-im/parley/internal/c2s"
+	"github.com/parley-im/parley/internal/im/roster"
+	"github.com/parley-im/parley/internal/router"
+	"github.com/parley-im/parley/internal/sasl"
+	"github.com/parley-im/parley/internal/store"
+	"github.com/parley-im/parley/internal/store/pebble"
+	"github.com/parley-im/parley/internal/xmlstream"
+	"github.com/parley-im/parley/stanza"
+)
+
+const (
+	domain = "example.com"
+	// waitFor bounds waits for output written by other goroutines; it only
+	// keeps a broken test from hanging, nothing asserts on durations.
+	waitFor = 10 * time.Second
+	header  = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>`
+)
+
+var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// xmlCodec adapts xmlstream to c2s.Codec, as internal/server does.
+type xmlCodec struct{ dec *xmlstream.Decoder }
+
+func newXMLCodec() *xmlCodec { return &xmlCodec{dec: xmlstream.NewDecoder(xmlstream.DefaultLimits())} }
+
+func (c *xmlCodec) Feed(p []byte) error { return c.dec.Feed(p) }
+func (c *xmlCodec) Reset()              { c.dec.Reset() }
+
+func (c *xmlCodec) Next() (c2s.Event, bool, error) {
+	tok, ok, err := c.dec.Next()
+	if err != nil || !ok {
+		return c2s.Event{}, ok, err
+	}
+	switch tok.Kind {
+	case xmlstream.KindStreamOpen:
+		h := tok.Header
+		return c2s.Event{Kind: c2s.EventOpen, Header: c2s.Header{
+			To: h.To, From: h.From, ID: h.ID, Version: h.Version, Lang: h.Lang, NS: h.NS,
+		}}, true, nil
+	case xmlstream.KindStreamClose:
+		return c2s.Event{Kind: c2s.EventClose}, true, nil
+	default:
+		return c2s.Event{Kind: c2s.EventElement, Element: tok.Element}, true, nil
+	}
+}
+
+func (c *xmlCodec) AppendOpen(dst []byte, h c2s.Header) []byte {
+	return xmlstream.AppendStreamOpen(dst, xmlstream.Header{
+		NS: h.NS, To: h.To, From: h.From, ID: h.ID, Version: h.Version, Lang: h.Lang,
+	})
+}
+
+func (c *xmlCodec) AppendElement(dst []byte, el *stanza.Element) []byte {
+	return xmlstream.AppendElement(dst, el, stanza.NSClient)
+}
+
+func (c *xmlCodec) AppendClose(dst []byte) []byte { return xmlstream.AppendStreamClose(dst) }
+
+// storeCodec is the router's queue format (self-contained XML).
+type storeCodec struct{}
+
+func (storeCodec) Marshal(el *stanza.Element) []byte { return xmlstream.AppendElement(nil, el, "") }
+
+func (storeCodec) Unmarshal(b []byte) (*stanza.Element, error) {
+	return parseOne(b)
+}
+
+func parseOne(b []byte) (*stanza.Element, error) {
+	els, err := parseElements(string(b))
+	if err != nil {
+		return nil, err
+	}
+	if len(els) != 1 {
+		return nil, fmt.Errorf("want one element, got %d", len(els))
+	}
+	return els[0], nil
+}
+
+var streamOpenRE = regexp.MustCompile(`(<\?xml[^>]*\?>)?<stream:stream[^>]*>`)
+
+// parseElements decodes the top-level elements of server output, ignoring
+// stream headers and the closing tag.
+func parseElements(out string) ([]*stanza.Element, error) {
+	body := streamOpenRE.ReplaceAllString(out, "")
+	body = strings.ReplaceAll(body, "</stream:stream>", "")
+	d := xmlstream.NewDecoder(xmlstream.DefaultLimits())
+	if err := d.Feed([]byte(`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>` + body)); err != nil {
+		return nil, err
+	}
+	var els []*stanza.Element
+	for {
+		tok, ok, err := d.Next()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return els, nil
+		}
+		if tok.Kind == xmlstream.KindElement {
+			els = append(els, tok.Element)
+		}
+	}
+}
+
+// normalize replaces what is random in server output (the stream id) so
+// that bytes out can be compared exactly.
+var streamIDRE = regexp.MustCompile(`(<stream:stream[^>]*) id='[^']*'`)
+
+func normalize(out string) string { return streamIDRE.ReplaceAllString(out, "$1 id='ID'") }
+
+// serverHeader is the response stream header, normalised.
+const serverHeader = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='ID' from='example.com' version='1.0' xml:lang='en'>`
+
+// fakeTransport records what the session writes. StartTLS performs a real
+// TLS handshake over net.Pipe so the session sees a real ConnectionState;
+// the session's bytes themselves are recorded in clear.
+type fakeTransport struct {
+	ip     string
+	canTLS bool
+
+	mu       sync.Mutex
+	buf      []byte
+	closed   bool
+	changed  chan struct{} // closed and replaced on every write or close
+	closeCh  chan struct{}
+	block    bool // Write blocks until Close
+	tlsState *tls.ConnectionState
+	conns    []net.Conn
+	writes   int
+}
+
+func newTransport(ip string) *fakeTransport {
+	return &fakeTransport{ip: ip, changed: make(chan struct{}), closeCh: make(chan struct{})}
+}
+
+func (f *fakeTransport) notifyLocked() {
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+func (f *fakeTransport) Write(p []byte) error {
+	f.mu.Lock()
+	block, closeCh := f.block, f.closeCh
+	f.mu.Unlock()
+	if block {
+		<-closeCh
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return net.ErrClosed
+	}
+	f.buf = append(f.buf, p...)
+	f.writes++
+	f.notifyLocked()
+	return nil
+}
+
+func (f *fakeTransport) StartTLS(cfg *tls.Config) error {
+	a, b := net.Pipe()
+	srv := tls.Server(a, cfg)
+	cli := tls.Client(b, clientTLS)
+	errc := make(chan error, 1)
+	go func() { errc <- cli.Handshake() }()
+	err := srv.Handshake()
+	if cerr := <-errc; err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = a.Close()
+		_ = b.Close()
+		return err
+	}
+	st := srv.ConnectionState()
+	f.mu.Lock()
+	f.tlsState = &st
+	f.conns = append(f.conns, a, b)
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeTransport) CanStartTLS() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.canTLS && f.tlsState == nil
+}
+
+func (f *fakeTransport) TLS() *tls.ConnectionState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tlsState
+}
+
+func (f *fakeTransport) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil
+	}
+	f.closed = true
+	close(f.closeCh)
+	for _, c := range f.conns {
+		_ = c.Close()
+	}
+	f.notifyLocked()
+	return nil
+}
+
+func (f *fakeTransport) RemoteIP() string { return f.ip }
+func (f *fakeTransport) Kind() string     { return "fake" }
+
+func (f *fakeTransport) setBlock(b bool) {
+	f.mu.Lock()
+	f.block = b
+	f.mu.Unlock()
+}
+
+func (f *fakeTransport) isClosed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.closed
+}
+
+// snapshot returns the bytes written so far and a channel closed on the next change.
+func (f *fakeTransport) snapshot() (string, bool, chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return string(f.buf), f.closed, f.changed
+}
+
+// TLS material: one self-signed certificate for the test binary.
+var (
+	serverTLS *tls.Config
+	clientTLS *tls.Config
+)
+
+func init() {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: domain},
+		DNSNames:     []string{domain},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		panic(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	serverTLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}}, MinVersion: tls.VersionTLS12}
+	clientTLS = &tls.Config{RootCAs: pool, ServerName: domain, MinVersion: tls.VersionTLS12}
+}
+
+// env is one server's worth of real components over a pebble store.
+type env struct {
+	t       *testing.T
+	st      *pebble.Store
+	r       *router.Router
+	auth    *auth.Authenticator
+	roster  *roster.Module
+	cfg     *c2s.Config
+	metrics *c2s.Metrics
+}
+
+type envOpts struct {
+	tls              bool
+	startTLSRequired bool
+	failuresPerIP    int
+	maxOutBytes      int
+	presence         func(c2s.Presence) c2s.Presence // wraps the roster module
+}
+
+func newEnv(t *testing.T, o envOpts) *env {
+	t.Helper()
+	st, err := pebble.Open(t.TempDir(), pebble.Options{Durability: pebble.DurabilityOS, Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := router.New(router.Config{Domain: domain, Store: st, Codec: storeCodec{}, Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		r.Close()
+		if err := st.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	a := auth.New(auth.Config{
+		Domain:        domain,
+		Accounts:      st,
+		Secret:        []byte("0123456789abcdef0123456789abcdef"),
+		FailuresPerIP: o.failuresPerIP,
+		Window:        time.Hour,
+	})
+	ros := roster.New(st, r, quietLog)
+	var pres c2s.Presence = ros
+	if o.presence != nil {
+		pres = o.presence(ros)
+	}
+	m := &c2s.Metrics{}
+	cfg := &c2s.Config{
+		Domain:      domain,
+		Router:      r,
+		Auth:        a,
+		Presence:    pres,
+		Logger:      quietLog,
+		MaxOutBytes: o.maxOutBytes,
+		Metrics:     m,
+	}
+	if o.tls {
+		cfg.TLS = serverTLS
+		cfg.StartTLSRequired = o.startTLSRequired
+	}
+	return &env{t: t, st: st, r: r, auth: a, roster: ros, cfg: cfg, metrics: m}
+}
+
+// credentials are derived once per password: PBKDF2 is not free.
+var (
+	credMu    sync.Mutex
+	credCache = map[string][2]store.SCRAM{}
+)
+
+func (e *env) addUser(name, pass string) {
+	e.t.Helper()
+	credMu.Lock()
+	c, ok := credCache[pass]
+	if !ok {
+		s1, s256, err := sasl.NewCredentials(pass)
+		if err != nil {
+			credMu.Unlock()
+			e.t.Fatal(err)
+		}
+		c = [2]store.SCRAM{s1, s256}
+		credCache[pass] = c
+	}
+	credMu.Unlock()
+	err := e.st.CreateAccount(context.Background(), store.Account{Username: name, Created: time.Now(), SHA1: c[0], SHA256: c[1]})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// client drives one session the way a transport's reader would.
+type client struct {
+	t    *testing.T
+	e    *env
+	s    *c2s.Session
+	tr   *fakeTransport
+	seen int // bytes of output already returned
+	err  error
+	jid  string
+}
+
+func (e *env) newClient(ip string, canTLS bool) *client {
+	tr := newTransport(ip)
+	tr.canTLS = canTLS
+	c := &client{t: e.t, e: e, tr: tr}
+	c.s = c2s.New(e.cfg, tr, newXMLCodec())
+	e.t.Cleanup(func() { c.s.End() })
+	return c
+}
+
+// feed hands bytes to the session and returns the output written since
+// the last call. Replies to the session's own input are written before
+// Feed returns. A failed Feed ends the session, as the transport would.
+func (c *client) feed(in string) string {
+	c.t.Helper()
+	if c.err != nil {
+		c.t.Fatalf("feed after the session ended (%v)", c.err)
+	}
+	if err := c.s.Feed([]byte(in)); err != nil {
+		c.err = err
+		c.s.End()
+	}
+	return c.take()
+}
+
+// take returns output not returned before.
+func (c *client) take() string {
+	out, _, _ := c.tr.snapshot()
+	n := c.seen
+	c.seen = len(out)
+	return out[n:]
+}
+
+// waitOutput waits until the unread output contains want (written by
+// another goroutine) and returns the unread output up to that point.
+func (c *client) waitOutput(want string) string {
+	c.t.Helper()
+	deadline := time.After(waitFor)
+	for {
+		out, _, ch := c.tr.snapshot()
+		if i := strings.Index(out[c.seen:], want); i >= 0 {
+			end := c.seen + i + len(want)
+			got := out[c.seen:end]
+			c.seen = end
+			return got
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			c.t.Fatalf("timed out waiting for %q; unread output: %q", want, out[c.seen:])
+		}
+	}
+}
+
+// waitClosed waits until the transport is closed.
+func (c *client) waitClosed() {
+	c.t.Helper()
+	deadline := time.After(waitFor)
+	for {
+		_, closed, ch := c.tr.snapshot()
+		if closed {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			c.t.Fatal("timed out waiting for the transport to close")
+		}
+	}
+}
+
+// between returns the text between open and close in s.
+func between(s, open, close string) (string, bool) {
+	i := strings.Index(s, open)
+	if i < 0 {
+		return "", false
+	}
+	s = s[i+len(open):]
+	j := strings.Index(s, close)
+	if j < 0 {
+		return "", false
+	}
+	return s[:j], true
+}
+
+// scram runs a SCRAM-SHA-256 exchange and returns the last output (the
+// <success/> or <failure/>).
+func (c *client) scram(user, pass string) string {
+	c.t.Helper()
+	cm, err := sasl.NewClient(sasl.MechSCRAMSHA256, user, pass, sasl.ChannelBinding{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	first, err := cm.Start()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	out := c.feed(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>` + sasl.EncodeData(first) + `</auth>`)
+	for {
+		ch, ok := between(out, `<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>`, `</challenge>`)
+		if !ok {
+			break
+		}
+		data, err := sasl.DecodeData(ch)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		resp, err := cm.Next(data)
+		if err != nil {
+			c.t.Fatalf("client SCRAM step: %v", err)
+		}
+		out = c.feed(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>` + sasl.EncodeData(resp) + `</response>`)
+	}
+	if add, ok := between(out, `<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>`, `</success>`); ok {
+		data, err := sasl.DecodeData(add)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if err := cm.Verify(data); err != nil {
+			c.t.Fatalf("server signature: %v", err)
+		}
+	}
+	return out
+}
+
+// login authenticates and restarts the stream: the session is then in
+// the "authenticated, waiting for bind" state.
+func (c *client) login(user, pass string) {
+	c.t.Helper()
+	c.feed(header)
+	if out := c.scram(user, pass); !strings.Contains(out, "<success") {
+		c.t.Fatalf("login %s: %q", user, out)
+	}
+	if out := c.feed(header); !strings.Contains(out, "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>") {
+		c.t.Fatalf("after restart: %q", out)
+	}
+}
+
+// bind binds resource (empty: server-generated) and returns the full JID.
+func (c *client) bind(resource string) string {
+	c.t.Helper()
+	req := `<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`
+	if resource != "" {
+		req = `<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>` + resource + `</resource></bind></iq>`
+	}
+	out := c.feed(req)
+	j, ok := between(out, "<jid>", "</jid>")
+	if !ok {
+		c.t.Fatalf("bind %q: %q", resource, out)
+	}
+	c.jid = j
+	return j
+}
+
+// online logs in, binds and optionally sends initial presence.
+func (e *env) online(user, pass, resource string, presence bool) *client {
+	e.t.Helper()
+	c := e.newClient("192.0.2.1", false)
+	c.login(user, pass)
+	c.bind(resource)
+	if presence {
+		c.feed(`<presence/>`)
+	}
+	return c
+}
+
+// yield lets other goroutines run while polling.
+func yield() { time.Sleep(time.Millisecond) }
+
+// waitDepth waits until the user's queue holds n items (acks are applied
+// by a background writer).
+func waitDepth(t *testing.T, e *env, user string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for {
+		d, err := e.st.Depth(context.Background(), user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue depth of %s = %d, want %d", user, d, n)
+		}
+		yield()
+	}
+}
