@@ -10,10 +10,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/parley-im/parley/jid"
 	"github.com/parley-im/parley/internal/c2s"
 	"github.com/parley-im/parley/internal/sasl"
 	"github.com/parley-im/parley/internal/store"
+	"github.com/parley-im/parley/jid"
 )
 
 // Config configures an Authenticator.

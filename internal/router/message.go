@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parley-im/parley/internal/store"
 	"github.com/parley-im/parley/jid"
 	"github.com/parley-im/parley/stanza"
-	"github.com/parley-im/parley/internal/store"
 )
 
 // Namespaces of payloads that make a message worth storing (XEP-0160,

@@ -16,9 +16,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/parley-im/parley/internal/store"
 	"github.com/parley-im/parley/jid"
 	"github.com/parley-im/parley/stanza"
-	"github.com/parley-im/parley/internal/store"
 )
 
 // Session is the router's view of a bound client session. Implementations

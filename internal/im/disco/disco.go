@@ -7,9 +7,9 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/parley-im/parley/internal/router"
 	"github.com/parley-im/parley/jid"
 	"github.com/parley-im/parley/stanza"
-	"github.com/parley-im/parley/internal/router"
 )
 
 // Namespaces of XEP-0030.

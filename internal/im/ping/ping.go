@@ -5,9 +5,9 @@ package ping
 import (
 	"context"
 
+	"github.com/parley-im/parley/internal/router"
 	"github.com/parley-im/parley/jid"
 	"github.com/parley-im/parley/stanza"
-	"github.com/parley-im/parley/internal/router"
 )
 
 // NS is the XEP-0199 namespace.

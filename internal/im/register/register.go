@@ -11,11 +11,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/parley-im/parley/jid"
-	"github.com/parley-im/parley/stanza"
 	"github.com/parley-im/parley/internal/router"
 	"github.com/parley-im/parley/internal/sasl"
 	"github.com/parley-im/parley/internal/store"
+	"github.com/parley-im/parley/jid"
+	"github.com/parley-im/parley/stanza"
 )
 
 // NS is the XEP-0077 namespace.

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 
-	"github.com/parley-im/parley/jid"
-	"github.com/parley-im/parley/stanza"
 	"github.com/parley-im/parley/internal/router"
 	"github.com/parley-im/parley/internal/store"
+	"github.com/parley-im/parley/jid"
+	"github.com/parley-im/parley/stanza"
 )
 
 // Subscription handles a subscription presence sent by a local user

@@ -14,10 +14,10 @@ import (
 	"sync"
 	"unicode/utf8"
 
-	"github.com/parley-im/parley/jid"
-	"github.com/parley-im/parley/stanza"
 	"github.com/parley-im/parley/internal/router"
 	"github.com/parley-im/parley/internal/store"
+	"github.com/parley-im/parley/jid"
+	"github.com/parley-im/parley/stanza"
 )
 
 // Limits on roster input; a roster is read on every login so it is bounded.

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/parley-im/parley/jid"
-	"github.com/parley-im/parley/stanza"
 	"github.com/parley-im/parley/internal/router"
 	"github.com/parley-im/parley/internal/store"
+	"github.com/parley-im/parley/jid"
+	"github.com/parley-im/parley/stanza"
 )
 
 // NS is the vcard-temp namespace.

@@ -5,9 +5,9 @@ import (
 	"context"
 	"runtime"
 
+	"github.com/parley-im/parley/internal/router"
 	"github.com/parley-im/parley/jid"
 	"github.com/parley-im/parley/stanza"
-	"github.com/parley-im/parley/internal/router"
 )
 
 // NS is the XEP-0092 namespace.
