@@ -128,11 +128,12 @@ func (a *Authenticator) Condition(err error) (string, string) {
 // past maxKeys, expired keys are dropped and, if none are, new keys are
 // counted as blocked (an attacker spraying keys cannot grow it).
 type Throttle struct {
-	limit  int
-	window time.Duration
-	now    func() time.Time
-	mu     sync.Mutex
-	keys   map[string]*window
+	limit     int
+	window    time.Duration
+	now       func() time.Time
+	mu        sync.Mutex
+	keys      map[string]*window
+	lastSweep time.Time
 }
 
 type window struct {
@@ -156,7 +157,9 @@ func (t *Throttle) Blocked(key string) bool {
 	defer t.mu.Unlock()
 	w := t.keys[key]
 	if w == nil {
-		return false
+		// Full: an unknown key may be part of a spray; refuse rather than
+		// stop counting.
+		return len(t.keys) >= maxKeys
 	}
 	if t.now().Sub(w.start) >= t.window {
 		delete(t.keys, key)
@@ -176,9 +179,14 @@ func (t *Throttle) Add(key string) {
 	w := t.keys[key]
 	if w == nil || now.Sub(w.start) >= t.window {
 		if w == nil && len(t.keys) >= maxKeys {
-			for k, o := range t.keys {
-				if now.Sub(o.start) >= t.window {
-					delete(t.keys, k)
+			// Sweep expired keys at most a few times per window, so a
+			// full map does not make every Add a full scan.
+			if now.Sub(t.lastSweep) >= t.window/4 {
+				t.lastSweep = now
+				for k, o := range t.keys {
+					if now.Sub(o.start) >= t.window {
+						delete(t.keys, k)
+					}
 				}
 			}
 			if len(t.keys) >= maxKeys {

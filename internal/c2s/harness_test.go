@@ -17,11 +17,13 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/parley-im/parley/internal/auth"
 	"github.com/parley-im/parley/internal/c2s"
+	"github.com/parley-im/parley/internal/im/register"
 	"github.com/parley-im/parley/internal/im/roster"
 	"github.com/parley-im/parley/internal/router"
 	"github.com/parley-im/parley/internal/sasl"
@@ -294,6 +296,7 @@ type env struct {
 	roster  *roster.Module
 	cfg     *c2s.Config
 	metrics *c2s.Metrics
+	codec   func() c2s.Codec
 }
 
 type envOpts struct {
@@ -302,6 +305,12 @@ type envOpts struct {
 	failuresPerIP    int
 	maxOutBytes      int
 	presence         func(c2s.Presence) c2s.Presence // wraps the roster module
+	maxSessions      int
+	register         bool
+	stanzaRate       float64
+	stanzaBurst      float64
+	now              func() time.Time
+	codec            func() c2s.Codec // nil: the XML codec
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -310,7 +319,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := router.New(router.Config{Domain: domain, Store: st, Codec: storeCodec{}, Logger: quietLog})
+	r, err := router.New(router.Config{Domain: domain, Store: st, Codec: storeCodec{}, Logger: quietLog, MaxSessionsPerUser: o.maxSessions})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,12 +350,18 @@ func newEnv(t *testing.T, o envOpts) *env {
 		Logger:      quietLog,
 		MaxOutBytes: o.maxOutBytes,
 		Metrics:     m,
+		StanzaRate:  o.stanzaRate,
+		StanzaBurst: o.stanzaBurst,
+		Now:         o.now,
+	}
+	if o.register {
+		cfg.Register = register.New(st, r, domain, true, quietLog)
 	}
 	if o.tls {
 		cfg.TLS = serverTLS
 		cfg.StartTLSRequired = o.startTLSRequired
 	}
-	return &env{t: t, st: st, r: r, auth: a, roster: ros, cfg: cfg, metrics: m}
+	return &env{t: t, st: st, r: r, auth: a, roster: ros, cfg: cfg, metrics: m, codec: o.codec}
 }
 
 // credentials are derived once per password: PBKDF2 is not free.
@@ -384,14 +399,33 @@ type client struct {
 	seen int // bytes of output already returned
 	err  error
 	jid  string
+	// wedged sessions (a known-bug test) are not ended at cleanup.
+	wedged atomic.Bool
 }
 
 func (e *env) newClient(ip string, canTLS bool) *client {
 	tr := newTransport(ip)
 	tr.canTLS = canTLS
 	c := &client{t: e.t, e: e, tr: tr}
-	c.s = c2s.New(e.cfg, tr, newXMLCodec())
-	e.t.Cleanup(func() { c.s.End() })
+	var codec c2s.Codec = newXMLCodec()
+	if e.codec != nil {
+		codec = e.codec()
+	}
+	c.s = c2s.New(e.cfg, tr, codec)
+	t := e.t
+	t.Cleanup(func() {
+		if c.wedged.Load() {
+			return
+		}
+		// End must not hang; if it does, report it instead of hanging the run.
+		done := make(chan struct{})
+		go func() { c.s.End(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(waitFor):
+			t.Errorf("End of %s hung", c.s)
+		}
+	})
 	return c
 }
 

@@ -1,6 +1,7 @@
 package c2s
 
 import (
+	"runtime/debug"
 	"sync"
 
 	"github.com/parley-im/parley/internal/router"
@@ -58,14 +59,20 @@ func (s *Session) sendLocked(el *stanza.Element, ack *router.Ack, enc func([]byt
 		if s.cfg.Metrics != nil {
 			s.cfg.Metrics.SlowConsumers.Add(1)
 		}
-		s.log.Info("c2s: slow consumer disconnected", "pending_bytes", len(s.out))
+		s.cfg.logger().Info("c2s: slow consumer disconnected", "jid", s.jid.String(), "pending_bytes", len(s.out))
 		_ = s.tr.Close()
 		return false
 	}
 	if s.out == nil {
 		s.out = getBuf()
 	}
-	s.out = enc(s.out)
+	if !s.encode(enc) {
+		// A stanza this session cannot encode ends this session only.
+		s.closing = true
+		s.outMu.Unlock()
+		_ = s.tr.Close()
+		return false
+	}
 	if counted {
 		s.sm.keep(el, ack, 0)
 	} else if ack != nil {
@@ -96,6 +103,23 @@ func (s *Session) Deliver(el *stanza.Element, ack *router.Ack) bool {
 	return ok
 }
 
+// encode appends enc's output under the output lock; a panic inside is
+// contained (the lock stays consistent and s.out unchanged) so one bad
+// stanza cannot wedge the recipient or crash the sender.
+func (s *Session) encode(enc func([]byte) []byte) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			if s.cfg.Metrics != nil {
+				s.cfg.Metrics.Panics.Add(1)
+			}
+			s.cfg.logger().Error("c2s: encoder panic", "jid", s.jid.String(), "panic", r, "stack", string(debug.Stack()))
+			ok = false
+		}
+	}()
+	s.out = enc(s.out)
+	return true
+}
+
 // Kick ends the session from another goroutine with a stream error.
 func (s *Session) Kick(err *stanza.StreamError) {
 	s.outMu.Lock()
@@ -114,10 +138,12 @@ func (s *Session) Kick(err *stanza.StreamError) {
 	if s.out == nil {
 		s.out = getBuf()
 	}
-	if err != nil {
-		s.out = s.codec.AppendElement(s.out, err.Element())
-	}
-	s.out = s.codec.AppendClose(s.out)
+	s.encode(func(dst []byte) []byte {
+		if err != nil {
+			dst = s.codec.AppendElement(dst, err.Element())
+		}
+		return s.codec.AppendClose(dst)
+	})
 	s.closing = true
 	s.closeAfter = true
 	s.noResume = true
@@ -139,7 +165,7 @@ func (s *Session) flushLoop() {
 		if len(s.out) > 0 && s.sm.enabled && !s.closing && s.sm.out != s.sm.requested {
 			// Ask for an acknowledgement in the same write as the
 			// stanzas: no extra packet, no timer.
-			s.out = s.codec.AppendElement(s.out, smRequest)
+			s.encode(func(dst []byte) []byte { return s.codec.AppendElement(dst, smRequest) })
 			s.sm.requested = s.sm.out
 		}
 		buf, acks := s.out, s.acks

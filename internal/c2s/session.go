@@ -160,6 +160,13 @@ func (s *Session) SetRosterWanted() { s.rosterWanted.Store(true) }
 // Secure reports whether the stream is encrypted.
 func (s *Session) Secure() bool { return s.secure }
 
+func (c *Config) logger() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return slog.Default()
+}
+
 func (s *Session) now() time.Time {
 	if s.cfg.Now != nil {
 		return s.cfg.Now()
@@ -388,6 +395,7 @@ func (s *Session) startTLS() error {
 	s.secure = true
 	s.codec.Reset()
 	s.state = stateHeader
+	s.streamID = "" // a restarted stream gets a new header and id
 	return nil
 }
 
@@ -456,6 +464,7 @@ func (s *Session) saslStep(data []byte) error {
 	s.sendElement(succ)
 	s.codec.Reset()
 	s.state = stateHeader
+	s.streamID = ""
 	return nil
 }
 
@@ -496,9 +505,13 @@ func (s *Session) handleBind(el *stanza.Element) error {
 		return nil
 	}
 	s.jid = full
+	// Set before the router publishes the session to other goroutines.
+	prevLog := s.log
+	s.log = s.log.With("jid", full.String())
 	replaced, err := s.cfg.Router.Bind(s)
 	if err != nil {
 		s.jid = jid.JID{}
+		s.log = prevLog
 		s.sendError(el, stanza.ErrResourceConstraint.WithText("too many sessions for this account"))
 		return nil
 	}
@@ -507,7 +520,6 @@ func (s *Session) handleBind(el *stanza.Element) error {
 	}
 	s.bound.Store(true)
 	s.state = stateBound
-	s.log = s.log.With("jid", full.String())
 	res2 := stanza.New("iq", stanza.NSClient).SetAttr("id", el.ID()).SetAttr("type", "result").
 		Append(stanza.New("bind", stanza.NSBind).Append(stanza.New("jid", stanza.NSBind).AppendText(full.String())))
 	s.sendElement(res2)
@@ -605,6 +617,13 @@ func (s *Session) handlePresence(el *stanza.Element, to jid.JID) {
 		el.SetAttr("to", "")
 		s.cfg.Presence.Broadcast(s.ctx, s, el, initial)
 		if typ == "unavailable" {
+			// RFC 6121 §4.6.3: those we sent directed presence to learn
+			// we are gone too.
+			for _, d := range s.directed {
+				out := el.ShallowCopy()
+				out.SetAttr("to", d.String())
+				s.cfg.Router.Route(s.ctx, out)
+			}
 			s.initial = false
 			s.directed = nil
 		}

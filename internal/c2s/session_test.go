@@ -3,7 +3,9 @@ package c2s_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/parley-im/parley/internal/c2s"
 	"github.com/parley-im/parley/internal/router"
@@ -171,6 +173,18 @@ func TestSessionTable(t *testing.T) {
 			not:    []string{"stream:error"},
 			closed: true,
 		},
+		{
+			name: "features/registration offered and served before auth", opts: envOpts{register: true}, state: stNew,
+			in:   header + `<iq type='get' id='reg1'><query xmlns='jabber:iq:register'/></iq>`,
+			want: []string{`<register xmlns='http://jabber.org/features/iq-register'/>`, `</stream:features>`, `<iq `, `type='result'`, `<query xmlns='jabber:iq:register'>`},
+			not:  []string{"stream:error"},
+		},
+		{
+			name: "features/registration iq without registration is not-authorized", state: stFeatures,
+			in:     `<iq type='get' id='reg1'><query xmlns='jabber:iq:register'/></iq>`,
+			want:   []string{streamError("not-authorized"), streamEnd},
+			closed: true,
+		},
 		// Authenticated, not bound.
 		{
 			name: "authed/message before bind is not-authorized", state: stAuthed,
@@ -193,6 +207,17 @@ func TestSessionTable(t *testing.T) {
 			name: "authed/bind without resource gets a generated one", state: stAuthed,
 			in:   `<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`,
 			want: []string{`<iq id='b1' type='result'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>alice@example.com/`, `</jid></bind></iq>`},
+		},
+		{
+			name: "authed/bind with an invalid resource is bad-request", state: stAuthed,
+			in:   "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" + strings.Repeat("r", 1024) + "</resource></bind></iq>",
+			want: []string{`<iq id='b1' type='error'>`, `<bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>`},
+			not:  []string{"type='result'"},
+		},
+		{
+			name: "authed/bind as a get is an error", state: stAuthed,
+			in:   `<iq type='get' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`,
+			want: []string{`<iq id='b1' type='error'>`, `<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>`},
 		},
 		// Bound.
 		{
@@ -688,4 +713,103 @@ func TestShutdownSendsSystemShutdown(t *testing.T) {
 		t.Fatalf("shutdown: %q", got)
 	}
 	c.waitClosed()
+}
+
+// TestMaxSessionsPerUser: a bind past the account's session limit is
+// refused with resource-constraint and leaves the stream usable.
+func TestMaxSessionsPerUser(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{maxSessions: 1})
+	e.addUser("alice", "secret")
+	e.online("alice", "secret", "one", false)
+	c := e.newClient("192.0.2.2", false)
+	c.login("alice", "secret")
+	out := c.feed(`<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>two</resource></bind></iq>`)
+	if !strings.Contains(out, `<resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>`) {
+		t.Fatalf("second resource: %q", out)
+	}
+	if c.s.Authenticated() || c.tr.isClosed() {
+		t.Fatal("refused bind left the session bound or closed it")
+	}
+	// Replacing the existing resource is still allowed.
+	if j := c.bind("one"); j != "alice@example.com/one" {
+		t.Fatalf("rebind: %q", j)
+	}
+}
+
+// TestStanzaRateShaping: past the burst, Throttle tells the reader to wait
+// for the tokens owed (fake clock).
+func TestStanzaRateShaping(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	e := newEnv(t, envOpts{stanzaRate: 2, stanzaBurst: 3, now: clock})
+	e.addUser("alice", "secret")
+	c := e.online("alice", "secret", "desk", false)
+	ping := `<iq type='get' id='p'><query xmlns='jabber:iq:roster'/></iq>`
+	for i := range 3 {
+		c.feed(ping)
+		if d := c.s.Throttle(); d != 0 {
+			t.Fatalf("stanza %d within the burst: Throttle %v", i+1, d)
+		}
+	}
+	c.feed(ping + ping) // two over the burst
+	if d := c.s.Throttle(); d != time.Second {
+		t.Fatalf("two stanzas over at 2/s: Throttle %v, want 1s", d)
+	}
+	mu.Lock()
+	now = now.Add(time.Second)
+	mu.Unlock()
+	c.feed(ping) // refills 2, spends 1: -1 token
+	if d := c.s.Throttle(); d != 500*time.Millisecond {
+		t.Fatalf("after 1s: Throttle %v, want 500ms", d)
+	}
+}
+
+// boomCodec is the XML codec with an encoder that panics on any element
+// carrying a child in the urn:example:boom namespace: a bug in an encoder.
+type boomCodec struct{ *xmlCodec }
+
+func (c boomCodec) AppendElement(dst []byte, el *stanza.Element) []byte {
+	if el.ChildNS("urn:example:boom") != nil {
+		panic("encoder bug")
+	}
+	return c.xmlCodec.AppendElement(dst, el)
+}
+
+// TestEncoderPanicContained: a panic while encoding output for bob (under
+// bob's output lock, on the sender's goroutine) must not wedge bob's
+// session — nor, through it, every session that later sends to bob — and
+// should not end the innocent sender's session.
+func TestEncoderPanicContained(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{codec: func() c2s.Codec { return boomCodec{newXMLCodec()} }})
+	e.addUser("alice", "secret")
+	e.addUser("bob", "hunter2")
+	e.addUser("carol", "pw")
+	bob := e.online("bob", "hunter2", "phone", true)
+	alice := e.online("alice", "secret", "desk", true)
+	carol := e.online("carol", "pw", "pad", true)
+
+	alice.feed(`<message to='bob@example.com/phone' type='chat'><body>x</body><b xmlns='urn:example:boom'/></message>`)
+	if alice.err != nil {
+		t.Errorf("the sender's session was ended by a panic in the recipient's encoder: %v", alice.err)
+	}
+	// Another sender now delivers to bob: it must not block forever.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		carol.feed(`<message to='bob@example.com/phone' type='chat'><body>after</body></message>`)
+	}()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second): // a hang guard: the delivery takes microseconds
+		bob.wedged.Store(true)
+		carol.wedged.Store(true)
+		t.Fatal("delivery to bob blocked: bob's output lock was left held by the encoder panic, wedging every sender to bob")
+	}
+	// bob can still be reached and ended.
+	bob.s.Shutdown()
+	bob.waitClosed()
 }

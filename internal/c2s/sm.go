@@ -209,6 +209,8 @@ func (s *Session) resume(el *stanza.Element) error {
 	s.directed = old.directed
 	s.sm.in = old.sm.in
 	s.sm.id = old.sm.id
+	// Set before the router publishes the session to other goroutines.
+	s.log = s.log.With("jid", s.jid.String())
 
 	s.outMu.Lock()
 	if _, err := s.cfg.Router.Bind(s); err != nil {
@@ -234,10 +236,11 @@ func (s *Session) resume(el *stanza.Element) error {
 	if s.out == nil {
 		s.out = getBuf()
 	}
-	s.out = s.codec.AppendElement(s.out, stanza.New("resumed", NSSM).
-		SetAttr("h", strconv.FormatUint(uint64(s.sm.in), 10)).SetAttr("previd", s.sm.id))
+	resumed := stanza.New("resumed", NSSM).
+		SetAttr("h", strconv.FormatUint(uint64(s.sm.in), 10)).SetAttr("previd", s.sm.id)
+	s.encode(func(dst []byte) []byte { return s.codec.AppendElement(dst, resumed) })
 	for _, u := range rest {
-		s.out = s.codec.AppendElement(s.out, u.el)
+		s.encode(func(dst []byte) []byte { return s.codec.AppendElement(dst, u.el) })
 	}
 	s.outMu.Unlock()
 	r.adopt(s)
@@ -246,7 +249,6 @@ func (s *Session) resume(el *stanza.Element) error {
 	}
 	s.bound.Store(true)
 	s.state = stateBound
-	s.log = s.log.With("jid", s.jid.String())
 	return nil
 }
 

@@ -134,6 +134,16 @@ type Feeder interface {
 // long a connection may stay silent before it has authenticated.
 func (c *Conn) readLoop(s Feeder, idle time.Duration, authed func() bool) {
 	defer s.End()
+	if c.tls != nil {
+		// The handshake may have read the client's first bytes (sent with
+		// its Finished) into crypto/tls: the socket will not signal them.
+		bp := readPool.Get().(*[]byte)
+		ok := c.drainTLS(s, *bp, time.Time{})
+		readPool.Put(bp)
+		if !ok {
+			return
+		}
+	}
 	for {
 		deadline := time.Time{}
 		if idle > 0 && !authed() {
@@ -170,6 +180,12 @@ func (c *Conn) readOnce(s Feeder, deadline time.Time) bool {
 	if c.tls == nil {
 		return true
 	}
+	return c.drainTLS(s, buf, deadline)
+}
+
+// drainTLS feeds whatever crypto/tls already holds, reading with an expired
+// deadline so it never waits on the socket, then restores deadline.
+func (c *Conn) drainTLS(s Feeder, buf []byte, deadline time.Time) bool {
 	for {
 		_ = c.c.SetReadDeadline(time.Unix(1, 0))
 		n, err := c.c.Read(buf)

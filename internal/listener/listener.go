@@ -95,10 +95,13 @@ func (t *Tracker) release(ip string, s Session) {
 	t.wg.Done()
 }
 
-func (t *Tracker) add(s Session) {
+// add tracks a session; false if a drain has begun (the caller shuts the
+// session down: it was admitted before the drain but created after it).
+func (t *Tracker) add(s Session) bool {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.sessions[s] = struct{}{}
-	t.mu.Unlock()
+	return !t.closed
 }
 
 // Drain refuses new connections, asks every session to shut down and
@@ -221,6 +224,8 @@ func (l *Listener) handle(tcp *net.TCPConn) {
 		_ = c.Close()
 		return
 	}
-	t.add(sess)
+	if !t.add(sess) {
+		sess.Shutdown()
+	}
 	c.readLoop(sess, l.cfg.IdleTimeout, sess.Authenticated)
 }

@@ -219,6 +219,7 @@ type acker struct {
 	log     *slog.Logger
 	mu      sync.Mutex
 	pending map[string][]uint64
+	closed  bool
 	wake    chan struct{}
 	done    chan struct{}
 }
@@ -231,6 +232,14 @@ func newAcker(q store.Queue, log *slog.Logger) *acker {
 
 func (a *acker) add(user string, seq uint64) {
 	a.mu.Lock()
+	if a.closed {
+		// After Close (a straggling session at shutdown): delete now.
+		a.mu.Unlock()
+		if err := a.q.Ack(context.Background(), user, seq); err != nil {
+			a.log.Error("router: queue ack after close", "user", user, "err", err)
+		}
+		return
+	}
 	a.pending[user] = append(a.pending[user], seq)
 	a.mu.Unlock()
 	select {
@@ -262,6 +271,13 @@ func (a *acker) flush() {
 }
 
 func (a *acker) close() {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return
+	}
+	a.closed = true
+	a.mu.Unlock()
 	close(a.wake)
 	<-a.done
 }

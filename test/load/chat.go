@@ -26,21 +26,24 @@ const (
 )
 
 // chatRun is the bookkeeping of one chat measurement. Message k carries
-// id "m<k>" and the body "<k> <ns>", ns being its send time in nanoseconds
-// since start; the receiver takes the latency from the body.
+// id "<run>-<k>" and the body "<run> <k> <ns>", ns being its send time in
+// nanoseconds since start; the receiver takes the latency from the body.
+// The run id tells this run's messages from those of an earlier run that
+// were still in flight when it stopped and that the server rightly kept
+// queued and delivers now (at least once, marked with a delay).
 type chatRun struct {
-	o      *options
+	id     string
 	total  int
 	start  time.Time
 	state  []atomic.Uint32
 	lat    []atomic.Int64 // latency in ns, set by the first delivery
 	window chan struct{}  // a slot per message in flight
 
-	sent, delivered, dups, bounced, sendFailed, foreign atomic.Int64
-	resolved                                            atomic.Int64
-	lastDelivery                                        atomic.Int64 // ns since start
-	allDone                                             chan struct{}
-	doneOnce                                            sync.Once
+	sent, delivered, dups, bounced, sendFailed, stale, foreign atomic.Int64
+	resolved                                                   atomic.Int64
+	lastDelivery                                               atomic.Int64 // ns since start
+	allDone                                                    chan struct{}
+	doneOnce                                                   sync.Once
 }
 
 // runChat logs o.users users in and has them send o.messages messages to
@@ -52,7 +55,7 @@ func runChat(ctx context.Context, o *options) error {
 		return err
 	}
 	r := &chatRun{
-		o:       o,
+		id:      fmt.Sprintf("%08x", rand.Uint32()), // no "-": the id is split at it
 		total:   o.messages,
 		start:   time.Now(), // the clock's zero, fixed before any receiver runs
 		state:   make([]atomic.Uint32, o.messages),
@@ -98,17 +101,19 @@ func runChat(ctx context.Context, o *options) error {
 	select {
 	case <-r.allDone:
 	case <-runCtx.Done():
-		stopped = "stopped by -duration " + o.duration.String()
+		stopped = "sending stopped by -duration " + o.duration.String()
 		if ctx.Err() != nil {
 			stopped = "interrupted"
 		}
 	}
 	cancel()
 	wg.Wait()
-	// With everything resolved the run ends at the last delivery, not
-	// when this goroutine noticed.
+	if ctx.Err() == nil && !r.drain(ctx, drainTimeout) {
+		stopped += fmt.Sprintf(", messages still in flight %v later", drainTimeout)
+	}
+	// The run ends at the last delivery, not when this goroutine noticed.
 	elapsed := time.Since(r.start) - sendStart
-	if last := time.Duration(r.lastDelivery.Load()); last > 0 && r.resolved.Load() == int64(r.total) {
+	if last := time.Duration(r.lastDelivery.Load()); last > 0 {
 		elapsed = last - sendStart
 	}
 
@@ -121,9 +126,12 @@ func runChat(ctx context.Context, o *options) error {
 	}
 	sent := r.sent.Load()
 	pending := sent - delivered - r.bounced.Load()
-	fmt.Printf("  %s after %.2fs\n", stopped, elapsed.Seconds())
-	fmt.Printf("  messages: %d requested, %d sent, %d delivered, %d bounced, %d send errors, %d lost or in flight, %d duplicates, %d other\n",
-		r.total, sent, delivered, r.bounced.Load(), r.sendFailed.Load(), pending, r.dups.Load(), r.foreign.Load())
+	fmt.Printf("  %s; last delivery %.2fs after the first send\n", stopped, elapsed.Seconds())
+	fmt.Printf("  messages: %d requested, %d sent, %d delivered, %d bounced, %d send errors, %d lost, %d duplicates\n",
+		r.total, sent, delivered, r.bounced.Load(), r.sendFailed.Load(), pending, r.dups.Load())
+	if n, m := r.stale.Load(), r.foreign.Load(); n+m > 0 {
+		fmt.Printf("  ignored: %d messages of earlier runs (queued while their recipient was offline), %d unrecognised\n", n, m)
+	}
 	fmt.Printf("  delivered rate: %.0f msgs/s (window %d, %d senders)\n", float64(delivered)/elapsed.Seconds(), o.window, len(online))
 	fmt.Printf("  latency (send to receipt): %s\n", percentiles(lats))
 	if o.pid > 0 && delivered > 0 {
@@ -136,6 +144,24 @@ func runChat(ctx context.Context, o *options) error {
 		return errors.New("no message delivered")
 	}
 	return nil
+}
+
+// drainTimeout bounds the wait for messages in flight when sending stopped
+// early, so that "lost" means lost and not "not arrived yet".
+const drainTimeout = 5 * time.Second
+
+// drain waits until every message sent has been delivered or bounced, at
+// most d; it reports whether none is left in flight.
+func (r *chatRun) drain(ctx context.Context, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if r.resolved.Load() == r.sent.Load()+r.sendFailed.Load() {
+			return true
+		}
+		if time.Now().After(deadline) || !sleep(ctx, 10*time.Millisecond) {
+			return false
+		}
+	}
 }
 
 // sender sends messages until all are taken or ctx ends.
@@ -162,8 +188,8 @@ func (r *chatRun) sender(ctx context.Context, online []*client.Client, next *ato
 		m := stanza.New("message", stanza.NSClient).
 			SetAttr("to", online[to].JID().Bare().String()).
 			SetAttr("type", "chat").
-			SetAttr("id", "m"+strconv.Itoa(k)).
-			Append(stanza.New("body", stanza.NSClient).AppendText(strconv.Itoa(k) + " " + strconv.FormatInt(ns, 10)))
+			SetAttr("id", r.id+"-"+strconv.Itoa(k)).
+			Append(stanza.New("body", stanza.NSClient).AppendText(r.id + " " + strconv.Itoa(k) + " " + strconv.FormatInt(ns, 10)))
 		if err := online[from].Send(m); err != nil {
 			if r.state[k].CompareAndSwap(msgSent, msgSendFailed) {
 				r.sendFailed.Add(1)
@@ -182,7 +208,12 @@ func (r *chatRun) received(el *stanza.Element) {
 	}
 	now := time.Since(r.start)
 	if el.Type() == "error" {
-		k, ok := r.index(strings.TrimPrefix(el.ID(), "m"))
+		run, ks, _ := strings.Cut(el.ID(), "-")
+		k, ok := r.index(ks)
+		if run != r.id {
+			r.stale.Add(1)
+			return
+		}
 		if ok && r.state[k].CompareAndSwap(msgSent, msgBounced) {
 			r.bounced.Add(1)
 			r.resolve()
@@ -191,7 +222,16 @@ func (r *chatRun) received(el *stanza.Element) {
 		r.foreign.Add(1)
 		return
 	}
-	ks, nss, _ := strings.Cut(el.ChildText("body", stanza.NSClient), " ")
+	f := strings.Fields(el.ChildText("body", stanza.NSClient))
+	if len(f) != 3 {
+		r.foreign.Add(1)
+		return
+	}
+	if f[0] != r.id {
+		r.stale.Add(1)
+		return
+	}
+	ks, nss := f[1], f[2]
 	k, ok := r.index(ks)
 	ns, err := strconv.ParseInt(nss, 10, 64)
 	if !ok || err != nil {

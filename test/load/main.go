@@ -76,7 +76,7 @@ func main() {
 func run() int {
 	var o options
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
-	fs.StringVar(&o.scenario, "scenario", "", "`NAME` of the measurement: idle or chat")
+	fs.StringVar(&o.scenario, "scenario", "", "`NAME` of the measurement: idle or chat; register only creates -n accounts (as -register)")
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:5222", "server `ADDR` (a 127.x.y.z address): the STARTTLS port, or the direct-TLS port with -direct-tls")
 	fs.StringVar(&o.domain, "domain", "localhost", "XMPP `DOMAIN` of the server")
 	fs.StringVar(&o.prefix, "prefix", "load", "account names are `PREFIX`0, PREFIX1, …")
@@ -97,7 +97,7 @@ func run() int {
 	fs.StringVar(&o.caFile, "ca", "", "trust the server certificate in PEM `FILE` (DATA/tls/DOMAIN.crt); default: no verification")
 	fs.BoolVar(&o.directTLS, "direct-tls", false, "connect with direct TLS (XEP-0368) instead of STARTTLS")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: go run ./test/load -scenario idle|chat [flags]\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: go run ./test/load -scenario idle|chat|register [flags]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -124,7 +124,7 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
-	if o.register {
+	if o.register || o.scenario == "register" {
 		err = registerAccounts(ctx, &o, o.accountCount())
 	}
 	if err == nil {
@@ -144,13 +144,13 @@ func run() int {
 
 func (o *options) check() error {
 	switch o.scenario {
-	case "idle", "chat":
+	case "idle", "chat", "register":
 	case "":
 		if !o.printAccounts {
 			return errors.New("-scenario is required (idle or chat)")
 		}
 	default:
-		return fmt.Errorf("unknown -scenario %q (idle or chat)", o.scenario)
+		return fmt.Errorf("unknown -scenario %q (idle, chat or register)", o.scenario)
 	}
 	host, _, err := net.SplitHostPort(o.addr)
 	if err != nil {
@@ -162,6 +162,8 @@ func (o *options) check() error {
 	switch {
 	case o.n < 1 || o.users < 2 || o.messages < 1 || o.window < 1:
 		return errors.New("-n, -messages and -window must be at least 1, -users at least 2")
+	case o.messages > maxMessages:
+		return fmt.Errorf("-messages: at most %d (the run keeps state per message)", maxMessages)
 	case o.concurrency < 1 || o.sources < 1 || o.registerSources < 1:
 		return errors.New("-concurrency, -sources and -register-sources must be at least 1")
 	case o.sources > maxSources || o.registerSources > maxSources:
@@ -201,6 +203,9 @@ func (o *options) accountCount() int {
 func (o *options) account(i int) string {
 	return fmt.Sprintf("%s%d@%s", o.prefix, i, o.domain)
 }
+
+// maxMessages bounds the chat run's per-message state (12 bytes each).
+const maxMessages = 10_000_000
 
 // maxSources keeps source addresses inside 127.0.0.0/8 (253 per /24).
 const maxSources = 253 * 65536

@@ -29,7 +29,7 @@ func (m *Module) Subscription(ctx context.Context, from jid.JID, p *stanza.Eleme
 	if to == user {
 		return // subscribing to oneself is implicit (RFC 6121 §3.1.1)
 	}
-	route := m.outbound(ctx, user, to, typ)
+	route, approved := m.outbound(ctx, user, to, typ)
 	if !route {
 		return
 	}
@@ -48,24 +48,30 @@ func (m *Module) Subscription(ctx context.Context, from jid.JID, p *stanza.Eleme
 		return
 	}
 	m.inbound(ctx, user, to, presenceTo(typ, user, to))
+	if approved {
+		// RFC 6121 §3.1.5: after the subscribed, the new subscriber gets
+		// the user's current presence.
+		m.sendOwnPresence(ctx, user, to, false)
+	}
 }
 
 // outbound applies the user's side of an outbound subscription presence and
-// reports whether it is to be routed to the contact.
-func (m *Module) outbound(ctx context.Context, user, contact jid.JID, typ string) bool {
+// reports whether it is to be routed to the contact, and whether it
+// approved a pending request.
+func (m *Module) outbound(ctx context.Context, user, contact jid.JID, typ string) (route, approved bool) {
 	unlock := m.lock(user.Local())
 	defer unlock()
 	it, err := m.store.GetRosterItem(ctx, user.Local(), contact.String())
 	found := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		m.log.Error("roster: get item", "user", user.Local(), "err", err)
-		return false
+		return false, false
 	}
 	if !found {
 		it = store.RosterItem{JID: contact.String(), Subscription: store.SubNone}
 	}
 	before := it
-	route := true
+	route = true
 	switch typ {
 	case "subscribe":
 		if !hasTo(it.Subscription) {
@@ -93,21 +99,20 @@ func (m *Module) outbound(ctx context.Context, user, contact jid.JID, typ string
 		it.PendingIn = false
 		it.Approved = false
 	default:
-		return false
+		return false, false
 	}
 	if !found && !it.InRoster {
-		return route
+		return route, false
 	}
 	if equalItems(before, it) && found {
-		return route
+		return route, false
 	}
 	m.saveLocked(ctx, user.Local(), it)
-	if typ == "subscribed" && route || typ == "unsubscribed" {
-		// RFC 6121 §3.1.5, §3.2.2: the contact learns our current presence
-		// (or that we are gone) at once.
-		m.sendOwnPresence(ctx, user, contact, typ == "unsubscribed")
+	if typ == "unsubscribed" {
+		// RFC 6121 §3.2.2: the former subscriber learns we are gone.
+		m.sendOwnPresence(ctx, user, contact, true)
 	}
-	return route
+	return route, typ == "subscribed" && route
 }
 
 // inbound handles presence from a local entity to a local user that concerns

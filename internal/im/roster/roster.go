@@ -229,6 +229,11 @@ func (m *Module) remove(ctx context.Context, from jid.JID, contact string) (*sta
 	bare := from.Bare()
 	cj, _ := jid.Parse(contact)
 	if cur.Subscription == store.SubFrom || cur.Subscription == store.SubBoth || cur.PendingIn {
+		if hasFrom(cur.Subscription) {
+			// The item is gone, so outbound cannot see the subscription:
+			// tell the contact we are unavailable here (RFC 6121 §3.2.2).
+			m.sendOwnPresence(ctx, bare, cj, true)
+		}
 		m.Subscription(ctx, bare, presenceTo("unsubscribed", bare, cj))
 	}
 	if cur.Subscription == store.SubTo || cur.Subscription == store.SubBoth || cur.AskOut {

@@ -15,9 +15,9 @@ import (
 //	r/<user>\x00<contact>           roster item (value: encodeRosterItem)
 //	rv/<user>                       roster version (value: encodeUint)
 //	q/<user>\x00<seq u64 BE>        queue item (value: encodeQueueItem)
-//	qh/<user>                       highest queue seq ever issued to the user,
-//	                                written only when the in-memory queue state
-//	                                is dropped (value: encodeUint)
+//	qh/<user>                       highest queue seq ever deleted, raised in
+//	                                every batch that deletes queue items, so
+//	                                seqs are never reused (value: encodeUint)
 //	v/<user>                        vCard (value: encodeVCard)
 //
 // <user> is the normalised localpart and <contact> the normalised bare JID,

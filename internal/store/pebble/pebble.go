@@ -54,7 +54,7 @@ const (
 const (
 	DefaultCacheSize      = 64 << 20
 	DefaultMemTableSize   = 32 << 20
-	DefaultMaxQueueStates = 1 << 18
+	DefaultMaxQueueStates = 1 << 16
 )
 
 // Options configures Open. The zero value is ready to use.
@@ -72,9 +72,10 @@ type Options struct {
 	// sustained queue write rate.
 	MemTableSize uint64
 	// MaxQueueStates bounds the per-user queue bookkeeping kept in memory
-	// (next seq, count); 0 means DefaultMaxQueueStates. Users with empty
-	// queues are dropped at once; beyond the bound, idle users are dropped
-	// and reloaded from disk on their next queue operation.
+	// (next seq, count: roughly 100 bytes a user); 0 means
+	// DefaultMaxQueueStates. Beyond the bound, idle users are dropped and
+	// reloaded from disk (a scan of their queue) on their next queue
+	// operation.
 	MaxQueueStates int
 }
 
@@ -85,6 +86,12 @@ var ErrLocked = errors.New("pebble store: data directory is in use by another pr
 // ErrInvalidName is returned (wrapped) for a username or contact JID that
 // cannot be a key: empty, or containing a NUL byte.
 var ErrInvalidName = errors.New("pebble store: invalid name")
+
+// formatMajorVersion is pinned rather than pebble.FormatNewest: Pebble
+// ratchets a database up to the configured version on Open and never back,
+// so a dependency bump must not silently make the data directory unreadable
+// by the previous Parley release.
+const formatMajorVersion = pebble.FormatValueSeparation
 
 // numStripes is the number of lock stripes: enough that unrelated users
 // rarely share one, small enough to be a fixed array.
@@ -107,8 +114,8 @@ type Store struct {
 	maxPerStrip int
 	seed        maphash.Seed
 
-	// users serialises read-modify-write of one user's accounts, roster and
-	// vCard data (create-if-absent, version bumps, DeleteAccount): the
+	// users serialises read-modify-write of one user's account and roster
+	// (create-if-absent, version bumps, DeleteAccount): the
 	// stripe's mutex is the owner of those keys. These are held across the
 	// commit because such writes are rare and must not interleave.
 	users [numStripes]paddedMutex
@@ -173,7 +180,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	po := &pebble.Options{
 		Cache:              cache,
 		MemTableSize:       memTable,
-		FormatMajorVersion: pebble.FormatNewest,
+		FormatMajorVersion: formatMajorVersion,
 		Lock:               lock,
 		Logger:             logger,
 		EventListener: &pebble.EventListener{
@@ -234,9 +241,8 @@ func (s *Store) checkLayout() error {
 	return nil
 }
 
-// Close persists the queue high-water marks, syncs and flushes the
-// memtable (so the next Open has no log to replay), and releases the
-// directory lock. Operations after Close fail with store.ErrClosed.
+// Close syncs the log, flushes the memtable and releases the directory
+// lock. Operations after Close fail with store.ErrClosed.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -245,7 +251,13 @@ func (s *Store) Close() error {
 	}
 	db := s.db
 	s.db = nil
-	errs := []error{s.saveQueueHighs(db)}
+	var errs []error
+	// The explicit sync covers every earlier NoSync write (acks, or
+	// everything in DurabilityOS mode); the flush then lets the next Open
+	// start without replaying the log.
+	if err := db.LogData(nil, pebble.Sync); err != nil {
+		errs = append(errs, fmt.Errorf("pebble store: sync: %w", err))
+	}
 	if err := db.Flush(); err != nil {
 		errs = append(errs, fmt.Errorf("pebble store: flush: %w", err))
 	}

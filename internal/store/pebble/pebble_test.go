@@ -283,26 +283,22 @@ func TestQueueStateBounded(t *testing.T) {
 	defer s.Close()
 	ctx := t.Context()
 
-	// Drained queues leave nothing in memory; reads of empty queues add nothing.
-	seq, err := s.Enqueue(ctx, "alice", []byte("m"), time.Time{}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Ack(ctx, "alice", seq); err != nil {
-		t.Fatal(err)
-	}
+	// Reads of empty queues (Depth at every login) cache nothing.
 	for i := range 100 {
 		if _, err := s.Depth(ctx, fmt.Sprintf("idle%d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if n := cachedStates(s); n != 0 {
-		t.Fatalf("%d queue states cached with all queues empty", n)
+		t.Fatalf("%d queue states cached after reading empty queues", n)
 	}
 
 	// bob's tail is acked, then his state is pushed out by many others:
-	// his next seq must still be new.
+	// his next seq must still be new, as after a crash (the state is lost
+	// without anything being written).
 	var bob []uint64
+	var seq uint64
+	var err error
 	for range 3 {
 		seq, err := s.Enqueue(ctx, "bob", []byte("m"), time.Time{}, 0)
 		if err != nil {
@@ -388,4 +384,50 @@ func seqsOf(items []store.QueueItem) []uint64 {
 		seqs[i] = it.Seq
 	}
 	return seqs
+}
+
+// TestSeqsSurviveStateLoss drops all in-memory queue state, as a crash
+// would, after a queue drained and after its tail was acked: seqs must not
+// be issued again, because nothing but the qh/ marks written with the acks
+// remembers them.
+func TestSeqsSurviveStateLoss(t *testing.T) {
+	s := openTest(t, Options{Durability: DurabilityOS})
+	defer s.Close()
+	ctx := t.Context()
+	enqueue := func(user string) uint64 {
+		t.Helper()
+		seq, err := s.Enqueue(ctx, user, []byte("m"), time.Time{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+	forget := func() {
+		for i := range s.queues {
+			s.queues[i].mu.Lock()
+			clear(s.queues[i].users)
+			s.queues[i].mu.Unlock()
+		}
+	}
+	a1, a2 := enqueue("alice"), enqueue("alice")
+	b1, b2, b3 := enqueue("bob"), enqueue("bob"), enqueue("bob")
+	if err := s.Ack(ctx, "alice", a1, a2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ack(ctx, "bob", b3); err != nil {
+		t.Fatal(err)
+	}
+	forget()
+	if seq := enqueue("alice"); seq <= a2 {
+		t.Errorf("alice: seq %d reissued after her queue drained", seq)
+	}
+	// bob's ack ran with his state not in memory.
+	forget()
+	if err := s.Ack(ctx, "bob", b1, b2); err != nil {
+		t.Fatal(err)
+	}
+	forget()
+	if seq := enqueue("bob"); seq <= b3 {
+		t.Errorf("bob: seq %d reissued after his queue drained", seq)
+	}
 }

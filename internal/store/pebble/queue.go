@@ -33,17 +33,22 @@ import (
 // "after" never skips an item that shows up late.
 //
 // The state is loaded lazily on a user's first queue operation: count by
-// scanning the user's queue prefix (first touch of a user with a very long
-// queue costs one scan), next seq from the last key or the qh/ high-water
-// mark, whichever is higher. It stays bounded: a user whose queue drains is
-// dropped from memory in the same batch that writes its high-water mark, and
-// each stripe holds at most MaxQueueStates/numStripes users, dropping an idle
-// one (after writing its mark) to admit another. Close writes the marks of
-// all users still in memory, so seqs keep increasing across restarts even
-// for drained queues. After a machine crash a mark written without fsync can
-// be lost and seqs of already deleted items can be issued again; that is
-// harmless because no client session survives a restart, so nobody holds a
-// cursor into the old seqs.
+// scanning the user's queue prefix (so the first touch of a user with a very
+// long queue costs one scan), next seq from the last key or the qh/
+// high-water mark, whichever is higher. Every batch that deletes queue items
+// (Ack, expiry) raises qh/ to the highest seq it deletes, in the same batch.
+// So on disk every seq ever committed is either still a key or at most qh/,
+// atomically and whatever the crash: seqs are never issued twice, even after
+// the queue drained or its tail was acked, across restarts and crashes. (A
+// seq whose commit failed may be issued again; nobody ever saw it.) The
+// mark costs one extra key in a batch that is written anyway, and it lets
+// the in-memory state be dropped at any time without writing anything.
+//
+// Memory stays bounded: reads of an empty queue (Depth at login) do not
+// cache a state, and each stripe holds at most MaxQueueStates/numStripes
+// users, dropping a random idle one to admit another. Empty states are kept
+// otherwise, because the common case, an online user whose queue drains
+// after every message, would reload its state on every message.
 
 type queueStripe struct {
 	mu sync.Mutex
@@ -58,6 +63,7 @@ type queueStripe struct {
 
 type queueState struct {
 	next     uint64   // next seq to issue; every lower seq has been issued
+	high     uint64   // value of qh/ on disk
 	count    int      // items committed plus items reserved and being committed
 	inflight []uint64 // reserved seqs whose commit has not returned, ascending
 	draining bool     // DeleteAccount is waiting for inflight to drain
@@ -151,7 +157,7 @@ func (s *Store) queueStateForWrite(db *pebble.DB, q *queueStripe, user string) (
 	if err != nil {
 		return nil, err
 	}
-	s.cacheQueueState(db, q, user, st)
+	s.cacheQueueState(q, user, st)
 	return st, nil
 }
 
@@ -167,27 +173,20 @@ func (s *Store) queueStateForRead(db *pebble.DB, q *queueStripe, user string) (*
 		return nil, err
 	}
 	if st.count > 0 {
-		s.cacheQueueState(db, q, user, st)
+		s.cacheQueueState(q, user, st)
 	}
 	return st, nil
 }
 
 // cacheQueueState adds st, first dropping one idle user if the stripe is at
-// its bound. q.mu must be held.
-func (s *Store) cacheQueueState(db *pebble.DB, q *queueStripe, user string, st *queueState) {
+// its bound. Dropping needs no write: see qh/ above. q.mu must be held.
+func (s *Store) cacheQueueState(q *queueStripe, user string, st *queueState) {
 	if len(q.users) >= s.maxPerStrip {
 		for u, old := range q.users { // map order: a cheap random victim
-			if len(old.inflight) > 0 || old.draining {
-				continue
-			}
-			// The high-water mark must be on disk before the state is
-			// forgotten, or the next load could reissue acked seqs.
-			if err := db.Set(pointKey(tagQueueHigh, u), encodeUint(old.next-1), pebble.NoSync); err != nil {
-				s.log.Warn("pebble store: cannot evict queue state", "user", u, "err", err)
+			if len(old.inflight) == 0 && !old.draining {
+				delete(q.users, u)
 				break
 			}
-			delete(q.users, u)
-			break
 		}
 	}
 	q.users[user] = st
@@ -209,19 +208,20 @@ func loadQueueState(r pebble.Reader, user string) (*queueState, error) {
 	if err := it.Close(); err != nil {
 		return nil, fmt.Errorf("pebble store: load queue of %q: %w", user, err)
 	}
-	v, ok, err := get(r, pointKey(tagQueueHigh, user))
-	if err != nil {
+	if st.high, err = queueHigh(r, user); err != nil {
 		return nil, fmt.Errorf("pebble store: load queue of %q: %w", user, err)
 	}
-	if ok {
-		high, err := decodeUint("queue high-water mark", v)
-		if err != nil {
-			return nil, fmt.Errorf("pebble store: load queue of %q: %w", user, err)
-		}
-		last = max(last, high)
-	}
-	st.next = last + 1
+	st.next = max(last, st.high) + 1
 	return st, nil
+}
+
+// queueHigh reads the user's qh/ mark (0 if none).
+func queueHigh(r pebble.Reader, user string) (uint64, error) {
+	v, ok, err := get(r, pointKey(tagQueueHigh, user))
+	if err != nil || !ok {
+		return 0, err
+	}
+	return decodeUint("queue high-water mark", v)
 }
 
 // Pending implements store.Queue. limit <= 0 means no limit. Expired items
@@ -427,12 +427,11 @@ type queueRef struct {
 }
 
 // deleteQueueItems deletes the referenced items that exist (and, if
-// expiredAt is not zero, are expired at that time), keeps the in-memory
-// counts exact and drops users whose queues become empty, writing their
-// high-water marks in the same batch. It holds the stripes of all users
-// involved, taken in ascending order, so that the existence check, the
-// commit and the count update are one step as far as Enqueue, other
-// deleters and lazy loads are concerned. It returns how many items it
+// expiredAt is not zero, are expired at that time), raises the qh/ marks in
+// the same batch and keeps the in-memory counts exact. It holds the stripes
+// of all users involved, taken in ascending order, so that the existence
+// check, the commit and the count update are one step as far as Enqueue,
+// other deleters and lazy loads are concerned. It returns how many items it
 // deleted. Deletions are not fsynced (see Ack).
 func (s *Store) deleteQueueItems(db *pebble.DB, refs []queueRef, expiredAt time.Time) (int, error) {
 	slices.SortFunc(refs, func(a, b queueRef) int {
@@ -458,10 +457,10 @@ func (s *Store) deleteQueueItems(db *pebble.DB, refs []queueRef, expiredAt time.
 	}()
 
 	type userDelta struct {
-		st      *queueState
-		user    string
-		n       int
-		dropped bool
+		st     *queueState // nil if not in memory
+		user   string
+		n      int    // items deleted
+		maxSeq uint64 // highest seq deleted
 	}
 	var deltas []userDelta
 	b := db.NewBatch()
@@ -499,19 +498,32 @@ func (s *Store) deleteQueueItems(db *pebble.DB, refs []queueRef, expiredAt time.
 			return 0, err
 		}
 		d.n++
+		d.maxSeq = r.seq // refs are sorted
 		total++
-	}
-	for i := range deltas {
-		d := &deltas[i]
-		if d.st != nil && d.n > 0 && d.st.count-d.n <= 0 && len(d.st.inflight) == 0 && !d.st.draining {
-			if err := b.Set(pointKey(tagQueueHigh, d.user), encodeUint(d.st.next-1), nil); err != nil {
-				return 0, err
-			}
-			d.dropped = true
-		}
 	}
 	if total == 0 {
 		return 0, nil
+	}
+	for i := range deltas {
+		d := &deltas[i]
+		if d.n == 0 {
+			continue
+		}
+		var high uint64
+		if d.st != nil {
+			high = d.st.high
+		} else if h, err := queueHigh(db, d.user); err != nil {
+			return 0, fmt.Errorf("queue of %q: %w", d.user, err)
+		} else {
+			high = h
+		}
+		if d.maxSeq <= high {
+			d.maxSeq = 0 // mark already high enough
+			continue
+		}
+		if err := b.Set(pointKey(tagQueueHigh, d.user), encodeUint(d.maxSeq), nil); err != nil {
+			return 0, err
+		}
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return 0, err
@@ -521,38 +533,9 @@ func (s *Store) deleteQueueItems(db *pebble.DB, refs []queueRef, expiredAt time.
 			continue
 		}
 		d.st.count -= d.n
-		if d.dropped {
-			delete(s.queues[s.stripe(d.user)].users, d.user)
+		if d.maxSeq > 0 {
+			d.st.high = d.maxSeq
 		}
 	}
 	return total, nil
-}
-
-// saveQueueHighs writes the high-water mark of every user still in memory
-// and syncs, so that seqs keep increasing after a restart. Called by Close
-// with s.mu held exclusively: no operation is running.
-func (s *Store) saveQueueHighs(db *pebble.DB) error {
-	b := db.NewBatch()
-	defer b.Close()
-	for i := range s.queues {
-		for u, st := range s.queues[i].users {
-			if err := b.Set(pointKey(tagQueueHigh, u), encodeUint(st.next-1), nil); err != nil {
-				return fmt.Errorf("pebble store: save queue marks: %w", err)
-			}
-		}
-		clear(s.queues[i].users)
-	}
-	// Commit with Sync even if there is nothing to write: the sync also
-	// covers every earlier NoSync write (acks, or everything in DurabilityOS
-	// mode).
-	if b.Empty() {
-		if err := db.LogData(nil, pebble.Sync); err != nil {
-			return fmt.Errorf("pebble store: sync: %w", err)
-		}
-		return nil
-	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("pebble store: save queue marks: %w", err)
-	}
-	return nil
 }
