@@ -68,6 +68,15 @@ type Client struct {
 
 	mu      sync.Mutex
 	pending map[string]pendingIQ
+
+	// Stream management (XEP-0198). smOut is guarded by wmu; smIn is
+	// written by the reader only; smAcked by the reader, read by anyone.
+	smOn    bool
+	smOut   uint32
+	smIn    atomic.Uint32
+	smAcked atomic.Uint32
+	ackMu   sync.Mutex
+	ackWake chan struct{} // closed and replaced on every <a/>
 }
 
 type pendingIQ struct {
@@ -123,7 +132,8 @@ func (c *Client) Send(el *stanza.Element) error {
 		el = el.ShallowCopy()
 		el.NS = stanza.NSClient
 	}
-	return c.write(func(dst []byte) []byte { return c.codec.appendElement(dst, el) })
+	counted := c.smOn && el.IsStanza()
+	return c.writeLocked(func(dst []byte) []byte { return c.codec.appendElement(dst, el) }, false, counted)
 }
 
 // SendMessage sends a chat message with a body to a JID.
@@ -210,7 +220,7 @@ func (c *Client) Close() error {
 			return
 		default:
 		}
-		err = c.writeLocked(func(dst []byte) []byte { return c.codec.appendClose(dst) }, true)
+		err = c.writeLocked(func(dst []byte) []byte { return c.codec.appendClose(dst) }, true, false)
 		if err == nil {
 			t := time.NewTimer(closeWait)
 			select {
@@ -226,12 +236,13 @@ func (c *Client) Close() error {
 }
 
 func (c *Client) write(enc func([]byte) []byte) error {
-	return c.writeLocked(enc, false)
+	return c.writeLocked(enc, false, false)
 }
 
 // writeLocked encodes and writes under the write lock; last marks the
-// stream's closing tag, after which nothing more may be written.
-func (c *Client) writeLocked(enc func([]byte) []byte, last bool) error {
+// stream's closing tag, after which nothing more may be written; counted
+// marks a stanza that stream management counts.
+func (c *Client) writeLocked(enc func([]byte) []byte, last, counted bool) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closed {
@@ -263,6 +274,9 @@ func (c *Client) writeLocked(enc func([]byte) []byte, last bool) error {
 		// transport ends the reader, which reports writeErr.
 		_ = c.tr.close()
 		return err
+	}
+	if counted {
+		c.smOut++
 	}
 	return nil
 }
@@ -311,6 +325,14 @@ func (c *Client) handle(ev event) error {
 	el := ev.element
 	if isStreamError(el) {
 		return parseStreamError(el)
+	}
+	if el.NS == nsSM {
+		return c.handleSM(el)
+	}
+	if el.IsStanza() {
+		// Handled once this function returns (given to the application
+		// or answered here): counted for the server's <r/>.
+		defer c.smIn.Add(1)
 	}
 	if el.Name == "iq" && el.NS == stanza.NSClient {
 		switch el.Type() {

@@ -68,6 +68,15 @@ type Config struct {
 	// session receives messages addressed to the bare JID and the queued
 	// offline messages at once.
 	SendInitialPresence bool
+	// StreamManagement enables XEP-0198 after binding, when the server
+	// offers it: the client answers the server's ack requests with the
+	// count of stanzas it has handed to the application, and Acked tells
+	// how many of the client's stanzas the server has taken responsibility
+	// for (Parley: stored durably). Resumption is not implemented yet.
+	StreamManagement bool
+	// NoAutoAck stops the client from answering the server's <r/>: for
+	// test tools that play a client which never acknowledges.
+	NoAutoAck bool
 	// IncomingBuffer is the capacity of the Incoming channel. Zero means
 	// DefaultIncomingBuffer.
 	IncomingBuffer int

@@ -53,7 +53,13 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		if feats, err = c.startStream(); err != nil {
 			return err
 		}
-		return c.bind(feats)
+		if err := c.bind(feats); err != nil {
+			return err
+		}
+		if r.StreamManagement {
+			return c.enableSM(feats)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -141,7 +141,9 @@ func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Elem
 
 	if !storable(el) {
 		for _, s := range targets {
-			s.Deliver(el, nil)
+			if s.Deliver(el, nil) {
+				r.Stats.Delivered.Add(1)
+			}
 		}
 		return
 	}
@@ -150,6 +152,7 @@ func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Elem
 	if err != nil {
 		from, _ := jid.Parse(el.From())
 		if errors.Is(err, store.ErrQueueFull) {
+			r.Stats.QueueFull.Add(1)
 			r.bounce(ctx, from, el, stanza.ErrResourceConstraint.WithText("the recipient's message queue is full"))
 			return
 		}
@@ -157,12 +160,15 @@ func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Elem
 		r.bounce(ctx, from, el, stanza.ErrInternalServerError)
 		return
 	}
+	r.Stats.Enqueued.Add(1)
 	if len(targets) == 0 {
 		return
 	}
 	ack := &Ack{r: r, user: to.Local(), seq: seq}
 	for _, s := range targets {
-		s.Deliver(el, ack)
+		if s.Deliver(el, ack) {
+			r.Stats.Delivered.Add(1)
+		}
 	}
 }
 
@@ -204,6 +210,7 @@ func (r *Router) FlushQueue(ctx context.Context, s Session) error {
 			if !s.Deliver(el, &Ack{r: r, user: user, seq: it.Seq}) {
 				return nil // session closing or full: the rest stays queued
 			}
+			r.Stats.Redelivered.Add(1)
 		}
 		if len(items) < 256 {
 			return nil

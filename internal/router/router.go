@@ -58,6 +58,7 @@ func (a *Ack) Done() {
 	if a == nil || !a.done.CompareAndSwap(false, true) {
 		return
 	}
+	a.r.Stats.Acked.Add(1)
 	a.r.acks.add(a.user, a.seq)
 }
 
@@ -111,8 +112,21 @@ type userEntry struct {
 	sessions []Session // small: a user has a handful of devices
 }
 
+// Stats are the router's counters, read by the metrics endpoint.
+type Stats struct {
+	Enqueued    atomic.Int64 // messages appended to a durable queue
+	QueueFull   atomic.Int64 // messages refused because the recipient's queue was full
+	Delivered   atomic.Int64 // stanzas handed to a session
+	Acked       atomic.Int64 // queue entries deleted after a device took them
+	Redelivered atomic.Int64 // queued messages handed out at initial presence
+	Bounced     atomic.Int64 // error replies generated for undeliverable stanzas
+}
+
 // Router is the node's stanza router. Create it with New.
 type Router struct {
+	// Stats counts routing events.
+	Stats Stats
+
 	cfg      Config
 	domain   jid.JID
 	log      *slog.Logger
@@ -368,6 +382,7 @@ func (r *Router) bounce(ctx context.Context, from jid.JID, el *stanza.Element, e
 	if reply == nil {
 		return
 	}
+	r.Stats.Bounced.Add(1)
 	if from.Domain() == "" {
 		return
 	}

@@ -332,6 +332,7 @@ func (s *Server) httpHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	mux.Handle("GET /metrics", s.metricsHandler())
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !s.ready {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)

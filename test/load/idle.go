@@ -39,8 +39,12 @@ func runIdle(ctx context.Context, o *options) error {
 	fmt.Fprintf(os.Stderr, "logging in %d sessions, %d at a time, from %d source addresses …\n", o.n, o.concurrency, min(o.sources, o.n))
 	res := loginAll(ctx, o, o.n, "idle", nil)
 	defer closeAll(o, res.clients)
-	fmt.Printf("idle: %d of %d sessions logged in (STARTTLS=%v, SCRAM, bind, presence, ping) in %.1fs: %.0f logins/s, %d failed\n",
-		res.ok, o.n, !o.directTLS, res.elapsed.Seconds(), float64(res.ok)/res.elapsed.Seconds(), len(res.errs))
+	how := "STARTTLS"
+	if o.directTLS {
+		how = "direct TLS"
+	}
+	fmt.Printf("idle: %d of %d sessions logged in (%s, SCRAM, bind, presence, ping) in %.1fs: %.0f logins/s, %d failed\n",
+		res.ok, o.n, how, res.elapsed.Seconds(), float64(res.ok)/res.elapsed.Seconds(), len(res.errs))
 	fmt.Printf("  login latency: %s\n", percentiles(res.lat))
 	if len(res.errs) > 0 {
 		fmt.Printf("  errors: %s\n", firstErrors(res.errs, 5))
