@@ -36,6 +36,7 @@ func (s *Server) metricsHandler() http.Handler {
 	counter("c2s", "stanzas_out_total", "Stanzas handed to client sessions for writing.", func() float64 { return float64(m.StanzasOut.Load()) })
 	counter("c2s", "slow_consumers_total", "Sessions disconnected for not reading or not acknowledging.", func() float64 { return float64(m.SlowConsumers.Load()) })
 	counter("c2s", "panics_total", "Panics contained inside sessions.", func() float64 { return float64(m.Panics.Load()) })
+	gauge("queue", "depth", "Messages waiting in all users' durable queues.", func() float64 { return float64(s.store.QueueTotal()) })
 	counter("queue", "enqueued_total", "Messages appended to a recipient's durable queue.", func() float64 { return float64(st.Enqueued.Load()) })
 	counter("queue", "full_total", "Messages refused because the recipient's queue was full.", func() float64 { return float64(st.QueueFull.Load()) })
 	counter("queue", "acked_total", "Queue entries deleted after a device of the recipient took them.", func() float64 { return float64(st.Acked.Load()) })

@@ -78,9 +78,10 @@ func TestMetricsMove(t *testing.T) {
 	// bob's client acknowledges when the server asks; the queue entry is
 	// then deleted.
 	deadline := time.Now().Add(10 * time.Second)
-	for scrape(t, srv, "parley_queue_acked_total") < 1 {
+	for scrape(t, srv, "parley_queue_acked_total") < 1 || scrape(t, srv, "parley_queue_depth") != 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("parley_queue_acked_total did not move after bob acknowledged")
+			t.Fatalf("after bob acknowledged: parley_queue_acked_total = %v, parley_queue_depth = %v (want >= 1 and 0)",
+				scrape(t, srv, "parley_queue_acked_total"), scrape(t, srv, "parley_queue_depth"))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -143,6 +143,11 @@ func (s *Store) DeleteAccount(ctx context.Context, username string) error {
 		}
 	}()
 
+	// The user's queue items leave the store-wide count with the account.
+	qst, err := loadQueueState(db, username)
+	if err != nil {
+		return fmt.Errorf("pebble store: delete account %q: %w", username, err)
+	}
 	b := db.NewBatch()
 	defer b.Close()
 	rlo, rhi := userPrefix(tagRoster, username)
@@ -162,6 +167,7 @@ func (s *Store) DeleteAccount(ctx context.Context, username string) error {
 	if err := b.Commit(s.syncWrites); err != nil {
 		return fmt.Errorf("pebble store: delete account %q: %w", username, err)
 	}
+	s.queued.Add(-int64(qst.count))
 	return nil
 }
 

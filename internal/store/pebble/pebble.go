@@ -32,6 +32,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -122,6 +123,31 @@ type Store struct {
 	// queues holds the in-memory queue bookkeeping, striped the same way;
 	// see queue.go.
 	queues [numStripes]queueStripe
+	// queued is the number of queue items in the store: counted once at
+	// Open, then kept by Enqueue and the deletions, for the depth metric.
+	queued atomic.Int64
+}
+
+// QueueTotal returns the number of messages waiting in all users' queues.
+func (s *Store) QueueTotal() int64 { return s.queued.Load() }
+
+// countQueued counts every queue item; run once at Open (a scan of the
+// queue keys, proportional to what is waiting).
+func countQueued(db *pebble.DB) (int64, error) {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte(tagQueue), UpperBound: []byte("q0")})
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for ok := it.First(); ok; ok = it.Next() {
+		if _, _, ok := parseQueueKey(it.Key()); ok {
+			n++
+		}
+	}
+	if err := it.Close(); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 type paddedMutex struct {
@@ -206,6 +232,13 @@ func Open(dir string, opts Options) (*Store, error) {
 		_ = lock.Close()
 		return nil, err
 	}
+	n, err := countQueued(db)
+	if err != nil {
+		_ = db.Close()
+		_ = lock.Close()
+		return nil, fmt.Errorf("pebble store: count queue items: %w", err)
+	}
+	s.queued.Store(n)
 	return s, nil
 }
 

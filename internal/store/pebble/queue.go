@@ -134,6 +134,7 @@ func (s *Store) Enqueue(ctx context.Context, user string, stanza []byte, expires
 	if err != nil {
 		return 0, fmt.Errorf("pebble store: enqueue for %q: %w", user, err)
 	}
+	s.queued.Add(1)
 	return seq, nil
 }
 
@@ -528,6 +529,7 @@ func (s *Store) deleteQueueItems(db *pebble.DB, refs []queueRef, expiredAt time.
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return 0, err
 	}
+	s.queued.Add(-int64(total))
 	for _, d := range deltas {
 		if d.st == nil || d.n == 0 {
 			continue
