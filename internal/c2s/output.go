@@ -40,7 +40,9 @@ func (s *Session) send(ack *router.Ack, enc func([]byte) []byte) bool {
 func (s *Session) sendLocked(el *stanza.Element, ack *router.Ack, enc func([]byte) []byte) bool {
 	s.outMu.Lock()
 	counted := s.sm.enabled && el != nil && el.IsStanza()
-	if s.sm.detached {
+	if s.sm.detached || s.broken {
+		// Detached, or about to be (the connection failed and the reader
+		// has not noticed yet): keep what the client will resume with.
 		ok := counted && s.sm.keep(el, ack, s.maxUnacked())
 		s.outMu.Unlock()
 		return ok
@@ -54,14 +56,21 @@ func (s *Session) sendLocked(el *stanza.Element, ack *router.Ack, enc func([]byt
 		// A client that does not read (or does not acknowledge): stop
 		// taking output and close it; whatever it was owed stays in the
 		// durable queue, or in the resumable session.
-		s.closing = true
+		ok := false
+		if s.resumableLocked() {
+			s.broken = true
+			ok = counted && s.sm.keep(el, ack, s.maxUnacked())
+		} else {
+			s.closing = true
+		}
+		pending := len(s.out)
 		s.outMu.Unlock()
 		if s.cfg.Metrics != nil {
 			s.cfg.Metrics.SlowConsumers.Add(1)
 		}
-		s.cfg.logger().Info("c2s: slow consumer disconnected", "jid", s.jid.String(), "pending_bytes", len(s.out))
+		s.cfg.logger().Info("c2s: slow consumer disconnected", "jid", s.jid.String(), "pending_bytes", pending)
 		_ = s.tr.Close()
-		return false
+		return ok
 	}
 	if s.out == nil {
 		s.out = getBuf()
@@ -101,6 +110,12 @@ func (s *Session) Deliver(el *stanza.Element, ack *router.Ack) bool {
 		s.cfg.Metrics.StanzasOut.Add(1)
 	}
 	return ok
+}
+
+// resumableLocked reports whether a lost connection detaches this session
+// instead of ending it. outMu must be held.
+func (s *Session) resumableLocked() bool {
+	return s.sm.enabled && s.sm.resumable && !s.noResume && s.cfg.Resume != nil
 }
 
 // encode appends enc's output under the output lock; a panic inside is
@@ -185,7 +200,11 @@ func (s *Session) flushLoop() {
 		putBuf(buf)
 		if err != nil {
 			s.outMu.Lock()
-			s.closing = true
+			if s.resumableLocked() {
+				s.broken = true // what was in buf is in sm.unacked: resent on resume
+			} else {
+				s.closing = true
+			}
 			s.flushing = false
 			s.out, s.acks = nil, nil
 			s.outMu.Unlock()

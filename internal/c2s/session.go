@@ -120,6 +120,7 @@ type Session struct {
 	closeAfter bool // close the transport once out is written
 	ended      bool
 	noResume   bool // ended on purpose (stream close, error, kick): no resumption
+	broken     bool // the connection failed: output is kept for resumption
 	sm         smState
 }
 

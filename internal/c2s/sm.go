@@ -116,13 +116,20 @@ func (s *Session) handleSM(el *stanza.Element) (bool, error) {
 		if resumable {
 			s.sm.id = randomID() + randomID()
 			en.SetAttr("id", s.sm.id).SetAttr("resume", "true").
-				SetAttr("max", strconv.Itoa(int(s.cfg.Resume.Timeout/time.Second)))
+				SetAttr("max", strconv.Itoa(max(1, int((s.cfg.Resume.Timeout+time.Second-1)/time.Second))))
 		}
 		// <enabled/> is not counted, and every stanza after it is, both
-		// ways: the inbound count starts here too.
-		s.sendElement(en)
+		// ways. Encoding it and switching counting on happen under one
+		// lock, so no stanza delivered meanwhile can slip between them
+		// uncounted; the reader writes the output when Feed returns.
 		s.sm.in = 0
 		s.outMu.Lock()
+		if !s.closing {
+			if s.out == nil {
+				s.out = getBuf()
+			}
+			s.encode(func(dst []byte) []byte { return s.codec.AppendElement(dst, en) })
+		}
 		s.sm.enabled, s.sm.resumable = true, resumable
 		s.outMu.Unlock()
 		if resumable {

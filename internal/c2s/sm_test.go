@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -880,5 +881,257 @@ func TestSMResumeKeepsStanzasAfterWriteFailure(t *testing.T) {
 			"stanzas routed between the failed write and the reader's End were dropped "+
 			"(sendLocked refuses them once closing is set) instead of being kept for resumption; "+
 			"m2 is only in the durable queue (depth %d) and p3 is lost", b, strings.Contains(out, "p3"), depth(t, e, "bob"))
+	}
+}
+
+// slowCodec is the XML codec taking its time over messages with id
+// "slow", while it holds the session's output lock: senders queue up on
+// the lock, as they do behind a large stanza.
+type slowCodec struct{ *xmlCodec }
+
+func (c slowCodec) AppendElement(dst []byte, el *stanza.Element) []byte {
+	if el.ID() == "slow" {
+		time.Sleep(2 * time.Millisecond)
+	}
+	return c.xmlCodec.AppendElement(dst, el)
+}
+
+// TestSMEnableCountsEveryStanzaAfterEnabled: stanzas routed to a session
+// while it enables stream management are on the wire either before
+// <enabled/>, and not counted by either side, or after it, and counted by
+// both. The client's count of what follows <enabled/> must be the server's,
+// or its acknowledgement of everything it got is "too large" and ends the
+// stream. Several senders keep the session's output lock contended while
+// the client enables.
+func TestSMEnableCountsEveryStanzaAfterEnabled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{codec: func() c2s.Codec { return slowCodec{newXMLCodec()} }})
+	e.addUser("bob", "hunter2")
+	for round := range 5 {
+		bob := smOnline(e, "bob", "hunter2", fmt.Sprintf("r%d", round), false)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					bob.s.Deliver(stanza.New("message", stanza.NSClient).SetAttr("type", "headline").SetAttr("id", "slow"), nil)
+				}
+			}()
+		}
+		time.Sleep(10 * time.Millisecond) // let the senders contend for the lock (not a timing assertion)
+		bob.feed(smEnable)
+		close(stop)
+		wg.Wait()
+		waitIdle(t, bob.s)
+		out, _, _ := bob.tr.snapshot()
+		i := strings.Index(out, "<enabled")
+		if i < 0 {
+			t.Fatalf("no <enabled/>: %q", out)
+		}
+		clientCount := countStanzas(t, out[i:])
+		st := c2s.SMState(bob.s)
+		bob.take()
+		if ack := bob.feed(smA(uint32(clientCount))); bob.err != nil || uint32(clientCount) != st.Out {
+			t.Fatalf("round %d: the client got %d stanzas after <enabled/>, the server counted %d; "+
+				"acknowledging them all gave %q (%v). handleSM(enable) sends <enabled/> and sets sm.enabled "+
+				"in two separate outMu sections: a stanza delivered in between follows <enabled/> uncounted",
+				round, clientCount, st.Out, ack, bob.err)
+		}
+	}
+}
+
+// TestSMMaxUnackedResumable: a resumable slow consumer is disconnected
+// the same way, but its session detaches; resuming gets back what it had
+// not acknowledged, in order, and nothing is lost: what did not fit is
+// either resent too or still queued for the next login.
+func TestSMMaxUnackedResumable(t *testing.T) {
+	t.Parallel()
+	const max = 3
+	e := newSMEnv(t, time.Minute, max)
+	alice := smOnline(e, "alice", "secret", "desk", true)
+	carol := smOnline(e, "carol", "pw", "pad", true)
+	bob := smOnline(e, "bob", "hunter2", "phone", true)
+	id := enableSM(t, bob, true, true)
+	for i := 1; i <= max+1; i++ {
+		alice.feed(chatTo(bobPhone, fmt.Sprintf("m%d", i)))
+	}
+	if !bob.tr.isClosed() {
+		t.Fatalf("still open with %d unacknowledged stanzas and one more coming", max)
+	}
+	if n := e.metrics.SlowConsumers.Load(); n != 1 {
+		t.Errorf("SlowConsumers = %d, want 1", n)
+	}
+	bob.s.End()
+	if st := c2s.SMState(bob.s); !st.Detached {
+		t.Fatalf("resumable slow consumer not detached: %+v", st)
+	}
+	nb := smNewClient(e, "192.0.2.9")
+	nb.login("bob", "hunter2")
+	out := nb.feed(smResume(id, 0))
+	if !strings.HasPrefix(out, `<resumed xmlns='urn:xmpp:sm:3' h='0' previd='`+id+`'/>`) {
+		t.Fatalf("resume: %q", out)
+	}
+	b := bodies(t, out)
+	if len(b) < max || b[0] != "m1" || b[1] != "m2" || b[2] != "m3" || len(b) > max+1 || len(b) == max+1 && b[max] != "m4" {
+		t.Fatalf("resent %q, want m1..m3 (and m4 if it was kept)", b)
+	}
+	nb.feed(smA(uint32(len(b))))
+	ackBarrier(t, e, alice, carol)
+	if d := depth(t, e, "bob"); d != max+1-len(b) {
+		t.Fatalf("after acknowledging %d resent messages, depth %d, want %d (m4 lost?)", len(b), d, max+1-len(b))
+	}
+}
+
+// TestSMNewBindReplacesDetached: a fresh login binding the resource of a
+// detached session ends that session for good (it cannot be resumed
+// anymore), without telling contacts the resource went offline; what it
+// kept for its client comes to the new session from the queue.
+func TestSMNewBindReplacesDetached(t *testing.T) {
+	t.Parallel()
+	e := newSMEnv(t, time.Minute, 0)
+	alice := smOnline(e, "alice", "secret", "desk", true)
+	bob := smOnline(e, "bob", "hunter2", "phone", true)
+	bob.feed(`<presence to='` + aliceDesk + `'/>`)
+	alice.waitOutput("<presence")
+	id := enableSM(t, bob, true, true)
+	alice.feed(chatTo(bobPhone, "m1"))
+	bob.waitOutput("m1</body>")
+	lose(bob)
+
+	nb := smNewClient(e, "192.0.2.9")
+	nb.login("bob", "hunter2")
+	nb.bind("phone")
+	if st := c2s.SMState(bob.s); st.Detached {
+		t.Fatalf("replaced session still detached: %+v", st)
+	}
+	if s := e.r.Session(mustJID(t, bobPhone)); s != nb.s {
+		t.Fatalf("router has %v, want the new session", s)
+	}
+	out := nb.feed(`<presence/>`)
+	if b := bodies(t, out); len(b) != 1 || b[0] != "m1" {
+		t.Fatalf("new session got %q, want m1 from the queue", b)
+	}
+	nb.feed(chatTo(aliceDesk, "marker"))
+	if got := alice.waitOutput("marker"); strings.Contains(got, "unavailable") {
+		t.Errorf("alice was told bob/phone went unavailable when a new login took the resource: %q", got)
+	}
+	c := smNewClient(e, "192.0.2.10")
+	c.login("bob", "hunter2")
+	if out := c.feed(smResume(id, 0)); out != smFailedWith("item-not-found") {
+		t.Fatalf("resuming the replaced session: %q", out)
+	}
+}
+
+// TestSMMaxDetached: past the Resumer's MaxDetached, a lost connection
+// ends its session at once.
+func TestSMMaxDetached(t *testing.T) {
+	t.Parallel()
+	e := newSMEnv(t, 0, 0)
+	e.cfg.Resume = c2s.NewResumer(time.Minute, 1)
+	alice := smOnline(e, "alice", "secret", "desk", true)
+	bob := smOnline(e, "bob", "hunter2", "phone", true)
+	enableSM(t, alice, true, true)
+	bobID := enableSM(t, bob, true, true)
+	lose(alice)
+	if st := c2s.SMState(alice.s); !st.Detached {
+		t.Fatalf("first lost session not detached: %+v", st)
+	}
+	lose(bob)
+	if st := c2s.SMState(bob.s); st.Detached {
+		t.Fatalf("second lost session detached past MaxDetached 1: %+v", st)
+	}
+	if s := e.r.Session(mustJID(t, bobPhone)); s != nil {
+		t.Fatal("second lost session still bound")
+	}
+	c := smNewClient(e, "192.0.2.9")
+	c.login("bob", "hunter2")
+	if out := c.feed(smResume(bobID, 0)); out != smFailedWith("item-not-found") {
+		t.Fatalf("resuming a session that could not detach: %q", out)
+	}
+}
+
+// TestSMConcurrentResume: two connections resume the same session at
+// once. Either the second finds nothing to resume, or it takes the session
+// over from the first (closing the first's connection, as for a client
+// that reconnects before the server noticed the loss); in the end exactly
+// one open connection holds the session, and the message owed is resent.
+func TestSMConcurrentResume(t *testing.T) {
+	t.Parallel()
+	e := newSMEnv(t, time.Minute, 0)
+	alice := smOnline(e, "alice", "secret", "desk", true)
+	bob := smOnline(e, "bob", "hunter2", "phone", true)
+	id := enableSM(t, bob, true, true)
+	alice.feed(chatTo(bobPhone, "m1"))
+	bob.waitOutput("m1</body>")
+	lose(bob)
+
+	var cs [2]*client
+	for i := range cs {
+		cs[i] = smNewClient(e, fmt.Sprintf("192.0.2.%d", 50+i))
+		cs[i].login("bob", "hunter2")
+	}
+	// One reader per connection: it feeds the resumption, then ends the
+	// session once its transport is closed, as the listener does on EOF.
+	stop := make(chan struct{})
+	var fed, readers sync.WaitGroup
+	errs := make([]error, len(cs))
+	for i, c := range cs {
+		fed.Add(1)
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			errs[i] = c.s.Feed([]byte(smResume(id, 0)))
+			fed.Done()
+			for {
+				_, closed, ch := c.tr.snapshot()
+				if closed {
+					c.s.End()
+					return
+				}
+				select {
+				case <-ch:
+				case <-stop:
+					return
+				}
+			}
+		}()
+	}
+	// Registered after the clients': runs before the harness ends them.
+	t.Cleanup(func() { close(stop); readers.Wait() })
+	fed.Wait()
+
+	holder := e.r.Session(mustJID(t, bobPhone))
+	open := 0
+	for i, c := range cs {
+		out := c.take()
+		if c.tr.isClosed() {
+			continue // taken over by the other connection: this one is gone
+		}
+		if errs[i] != nil {
+			t.Fatalf("resume %d: %v", i, errs[i])
+		}
+		switch {
+		case strings.HasPrefix(out, "<resumed "):
+			open++
+			if b := bodies(t, out); len(b) != 1 || b[0] != "m1" {
+				t.Errorf("resume %d resent %q, want m1", i, b)
+			}
+			if holder != c.s {
+				t.Errorf("router has %v, want the open resumed session %d", holder, i)
+			}
+		case out == smFailedWith("item-not-found"):
+		default:
+			t.Errorf("resume %d: %q", i, out)
+		}
+	}
+	if open != 1 {
+		t.Fatalf("%d open connections hold the resumed session, want exactly 1", open)
 	}
 }
