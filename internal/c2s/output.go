@@ -108,6 +108,7 @@ func (s *Session) Deliver(el *stanza.Element, ack *router.Ack) bool {
 	ok := s.sendLocked(el, ack, func(dst []byte) []byte { return s.codec.AppendElement(dst, el) })
 	if ok && s.cfg.Metrics != nil {
 		s.cfg.Metrics.StanzasOut.Add(1)
+		s.cfg.Metrics.OutByKind[kindIndex(el.Name)].Add(1)
 	}
 	return ok
 }
@@ -197,6 +198,9 @@ func (s *Session) flushLoop() {
 		}
 		s.outMu.Unlock()
 		err := s.tr.Write(buf)
+		if err == nil && s.cfg.Metrics != nil {
+			s.cfg.Metrics.BytesOut.Add(int64(len(buf)))
+		}
 		putBuf(buf)
 		if err != nil {
 			s.outMu.Lock()
@@ -319,6 +323,7 @@ func (s *Session) finish() {
 		s.cfg.Resume.forget(s)
 	}
 	if s.bound.Load() {
+		s.countBound(-1)
 		s.cfg.Router.Unbind(s)
 		// A session replaced by a new login with the same full JID must
 		// not announce that JID as gone.

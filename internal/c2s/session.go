@@ -59,7 +59,8 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Metrics are the session counters a server exposes.
+// Metrics are the session counters a server exposes. The zero value is
+// ready to use; counters are atomics so the hot path pays no lock.
 type Metrics struct {
 	Panics        atomic.Int64
 	StanzasIn     atomic.Int64
@@ -67,6 +68,44 @@ type Metrics struct {
 	LoginFailures atomic.Int64
 	Logins        atomic.Int64
 	SlowConsumers atomic.Int64
+	// InByKind and OutByKind count stanzas by StanzaKinds.
+	InByKind  [3]atomic.Int64
+	OutByKind [3]atomic.Int64
+	BytesIn   atomic.Int64
+	BytesOut  atomic.Int64
+	// ObserveRoute, if set, is told how long handling one inbound stanza
+	// took (routing, including the durable append of a message).
+	ObserveRoute func(time.Duration)
+
+	bound sync.Map // transport kind -> *atomic.Int64
+}
+
+// StanzaKinds names the indexes of InByKind and OutByKind.
+var StanzaKinds = [3]string{"message", "presence", "iq"}
+
+func kindIndex(name string) int {
+	switch name {
+	case "message":
+		return 0
+	case "presence":
+		return 1
+	}
+	return 2
+}
+
+// BoundByTransport returns the number of bound sessions per transport kind.
+func (m *Metrics) BoundByTransport() map[string]int64 {
+	out := map[string]int64{}
+	m.bound.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*atomic.Int64).Load()
+		return true
+	})
+	return out
+}
+
+func (m *Metrics) boundAdd(kind string, d int64) {
+	v, _ := m.bound.LoadOrStore(kind, new(atomic.Int64))
+	v.(*atomic.Int64).Add(d)
 }
 
 type state uint8
@@ -119,8 +158,9 @@ type Session struct {
 	closing    bool // no more output accepted
 	closeAfter bool // close the transport once out is written
 	ended      bool
-	noResume   bool // ended on purpose (stream close, error, kick): no resumption
-	broken     bool // the connection failed: output is kept for resumption
+	noResume   bool   // ended on purpose (stream close, error, kick): no resumption
+	broken     bool   // the connection failed: output is kept for resumption
+	boundKind  string // transport kind counted in Metrics while bound
 	sm         smState
 }
 
@@ -199,6 +239,9 @@ func (s *Session) Feed(p []byte) (err error) {
 	if s.state == stateClosed {
 		return errClosed
 	}
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.BytesIn.Add(int64(len(p)))
+	}
 	if err := s.codec.Feed(p); err != nil {
 		s.fail(stanza.AsStreamError(err))
 		return err
@@ -275,12 +318,21 @@ func (s *Session) handle(ev Event) error {
 		if ok, err := s.handleSM(el); ok {
 			return err
 		}
-		if s.cfg.Metrics != nil {
-			s.cfg.Metrics.StanzasIn.Add(1)
+		m := s.cfg.Metrics
+		var start time.Time
+		if m != nil {
+			m.StanzasIn.Add(1)
+			m.InByKind[kindIndex(el.Name)].Add(1)
+			if m.ObserveRoute != nil {
+				start = time.Now()
+			}
 		}
 		s.take()
 		if err := s.handleStanza(el); err != nil {
 			return err
+		}
+		if !start.IsZero() {
+			m.ObserveRoute(time.Since(start))
 		}
 		// Counted once handled: routing has put a message in its
 		// recipient's durable queue by now, so <a/> means "stored".
@@ -520,6 +572,7 @@ func (s *Session) handleBind(el *stanza.Element) error {
 		replaced.Kick(stanza.NewStreamError(stanza.StreamConflict, "replaced by a new session"))
 	}
 	s.bound.Store(true)
+	s.countBound(1)
 	s.state = stateBound
 	res2 := stanza.New("iq", stanza.NSClient).SetAttr("id", el.ID()).SetAttr("type", "result").
 		Append(stanza.New("bind", stanza.NSBind).Append(stanza.New("jid", stanza.NSBind).AppendText(full.String())))
@@ -693,6 +746,17 @@ func randomID() string {
 // String describes the session for logs.
 func (s *Session) String() string {
 	return fmt.Sprintf("c2s[%s %s %s]", s.tr.Kind(), s.tr.RemoteIP(), s.jid.String())
+}
+
+// countBound keeps the per-transport gauge of bound sessions.
+func (s *Session) countBound(d int64) {
+	if s.cfg.Metrics == nil {
+		return
+	}
+	if d > 0 {
+		s.boundKind = s.tr.Kind()
+	}
+	s.cfg.Metrics.boundAdd(s.boundKind, d)
 }
 
 // Authenticated reports whether the session has bound a resource; until

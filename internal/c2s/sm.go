@@ -237,6 +237,7 @@ func (s *Session) resume(el *stanza.Element) error {
 	old.sm.detached = false
 	old.closing, old.ended = true, true
 	old.outMu.Unlock()
+	old.countBound(-1) // the old session is gone without finish()
 
 	s.sm.enabled, s.sm.resumable = true, true
 	s.sm.unacked = rest
@@ -255,6 +256,7 @@ func (s *Session) resume(el *stanza.Element) error {
 		a.Done()
 	}
 	s.bound.Store(true)
+	s.countBound(1)
 	s.state = stateBound
 	return nil
 }

@@ -148,7 +148,11 @@ func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Elem
 		return
 	}
 	now := r.now()
+	start := time.Now()
 	seq, err := r.cfg.Store.Enqueue(ctx, to.Local(), r.cfg.Codec.Marshal(el), r.expiresAt(now), r.cfg.MaxOfflineMessages)
+	if r.cfg.ObserveEnqueue != nil {
+		r.cfg.ObserveEnqueue(time.Since(start))
+	}
 	if err != nil {
 		from, _ := jid.Parse(el.From())
 		if errors.Is(err, store.ErrQueueFull) {

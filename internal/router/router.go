@@ -90,6 +90,8 @@ type Config struct {
 	MaxOfflineMessages int           // per user; 0 = unlimited
 	OfflineExpiry      time.Duration // how long an undelivered message is kept; 0 = until delivered
 	MaxSessionsPerUser int           // bound resources per account; 0 = unlimited
+	// ObserveEnqueue, if set, is told how long each durable append took.
+	ObserveEnqueue func(time.Duration)
 	// IDGen makes XEP-0359 stanza ids; nil uses random UUIDs.
 	IDGen func() string
 	// Now is the clock; nil uses time.Now.

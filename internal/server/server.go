@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley-im/parley/internal/auth"
@@ -57,9 +58,11 @@ type Server struct {
 	httpLn   net.Listener
 	sessCfg  *c2s.Config
 	metrics  *c2s.Metrics
+	prom     *promMetrics
 	stopJobs chan struct{}
 	jobs     sync.WaitGroup
-	ready    bool
+	ready    atomic.Bool
+	started  time.Time
 }
 
 // New builds a server from a validated config: data directory, store,
@@ -68,7 +71,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: log, tracker: listener.NewTracker(), metrics: &c2s.Metrics{}, stopJobs: make(chan struct{})}
+	s := &Server{cfg: cfg, log: log, tracker: listener.NewTracker(), metrics: &c2s.Metrics{}, prom: newPromMetrics(), stopJobs: make(chan struct{})}
+	s.metrics.ObserveRoute = s.prom.observeRoute
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory %s: %w", cfg.Data, err)
 	}
@@ -111,6 +115,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		MaxOfflineMessages: cfg.MaxOfflineMessages,
 		OfflineExpiry:      cfg.OfflineExpiry,
 		MaxSessionsPerUser: cfg.MaxSessionsPerUser,
+		ObserveEnqueue:     s.prom.observeEnqueue,
 	})
 	if err != nil {
 		return nil, err
@@ -262,7 +267,11 @@ func (s *Server) Start() {
 	}()
 	s.jobs.Add(1)
 	go s.expireLoop()
-	s.ready = true
+	s.ready.Store(true)
+	s.started = time.Now()
+	if err := s.writeRunFile(); err != nil {
+		s.log.Warn("cannot write the run file; parley user commands will not find this server", "err", err)
+	}
 	c, t, h := s.Addrs()
 	s.log.Info("listening", "c2s", c, "c2s_tls", t, "http", h, "domain", s.cfg.Domain, "data", s.cfg.Data, "version", Version)
 }
@@ -289,7 +298,8 @@ func (s *Server) expireLoop() {
 // Shutdown stops accepting, asks sessions to end (system-shutdown), waits
 // for them up to the configured timeout, then flushes and closes the store.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.ready = false
+	s.ready.Store(false)
+	s.removeRunFile()
 	_ = s.c2s.Close()
 	_ = s.c2sTLS.Close()
 	drainErr := s.tracker.Drain(ctx)
@@ -324,21 +334,4 @@ func (s *Server) closeAll() {
 	if s.store != nil {
 		_ = s.store.Close()
 	}
-}
-
-func (s *Server) httpHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.Handle("GET /metrics", s.metricsHandler())
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.ready {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
-	return mux
 }

@@ -72,6 +72,15 @@ func TestMetricsMove(t *testing.T) {
 	if got := scrape(t, srv, "parley_queue_enqueued_total"); got != before+1 {
 		t.Errorf("parley_queue_enqueued_total went from %v to %v, want +1", before, got)
 	}
+	if got := scrape(t, srv, `parley_c2s_sessions_by_transport{encoding="xml",transport="starttls"}`); got != 2 {
+		t.Errorf("sessions by transport starttls = %v, want 2", got)
+	}
+	if got := scrape(t, srv, `parley_c2s_stanzas_in_total{kind="message"}`); got < 1 {
+		t.Errorf("message stanzas in = %v, want >= 1", got)
+	}
+	if got := scrape(t, srv, "parley_store_enqueue_seconds_count"); got < 1 {
+		t.Errorf("enqueue latency observations = %v, want >= 1", got)
+	}
 	if got := scrape(t, srv, "parley_c2s_logins_total"); got < 2 {
 		t.Errorf("parley_c2s_logins_total = %v, want >= 2", got)
 	}
