@@ -37,6 +37,10 @@ Usage:
   parley user list [--data DIR]
   parley user import [--data DIR] < FILE    one "JID PASSWORD" per line; existing accounts are skipped
   parley version
+
+While a server runs on the data directory, the user commands (except import)
+go through its admin API, found in DIR/run.json, with the token from
+--admin-token TOKEN, $PARLEY_ADMIN_TOKEN or DIR/admin-token.
 `
 
 func main() {
@@ -129,12 +133,22 @@ func user(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	sub := args[0]
+	switch sub {
+	case "add", "passwd", "del", "list", "import":
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "parley user: unknown command %q\n\n%s", sub, usage)
+		return 2
+	}
 	fs := flag.NewFlagSet("user "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	def := config.Default()
 	data := fs.String("data", envOr("PARLEY_DATA", def.Data), "data directory of the server")
 	password := fs.String("password", "", "the password (visible in the process list: prefer --password-stdin)")
 	passStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	adminToken := fs.String("admin-token", "", "the server's admin `TOKEN`, when a server runs on --data with a configured token (default: $PARLEY_ADMIN_TOKEN, else --data/admin-token)")
 	pos, err := parseInterleaved(fs, args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -166,71 +180,68 @@ func user(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	ctx := context.Background()
 	st, err := pebble.Open(filepath.Join(*data, "store"), pebble.Options{})
-	if err != nil {
-		if errors.Is(err, pebble.ErrLocked) {
-			fmt.Fprintf(stderr, "parley user %s: a Parley server is running on %s; stop it first (changing accounts of a running server goes through its admin API)\n", sub, *data)
-		} else {
-			fmt.Fprintf(stderr, "parley user %s: %v\n", sub, err)
+	var accts accounts
+	switch {
+	case err == nil:
+		defer st.Close()
+		if sub == "import" {
+			return importUsers(ctx, st, stdin, stdout, stderr)
 		}
+		accts = storeAccounts{st}
+	case errors.Is(err, pebble.ErrLocked) && sub == "import":
+		fmt.Fprintf(stderr, "parley user import: a Parley server is running on %s (its store is locked); import works on a stopped server only: stop it first, or add accounts one by one with parley user add, which goes through the server's admin API\n", *data)
+		return 1
+	case errors.Is(err, pebble.ErrLocked):
+		// A server runs on this data directory: go through its admin API.
+		api, err := newAPIAccounts(*data, *adminToken)
+		if err != nil {
+			fmt.Fprintf(stderr, "parley user %s: %v\n", sub, err)
+			return 1
+		}
+		accts = api
+	default:
+		fmt.Fprintf(stderr, "parley user %s: %v\n", sub, err)
 		return 1
 	}
-	defer st.Close()
-	ctx := context.Background()
+	return userOp(ctx, accts, sub, username, pw, stdout, stderr)
+}
+
+// userOp runs one account command and prints the same output whether it
+// went to the store or through the admin API.
+func userOp(ctx context.Context, accts accounts, sub, username, pw string, stdout, stderr io.Writer) int {
+	var err error
 	switch sub {
 	case "add":
-		sha1, sha256, err := sasl.NewCredentials(pw)
-		if err == nil {
-			err = st.CreateAccount(ctx, store.Account{Username: username, Created: time.Now(), SHA1: sha1, SHA256: sha256})
+		if err = accts.add(ctx, username, pw); err == nil {
+			fmt.Fprintf(stdout, "added %s\n", username)
 		}
-		if errors.Is(err, store.ErrExists) {
-			fmt.Fprintf(stderr, "parley user add: %s already exists\n", username)
-			return 1
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "parley user add: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "added %s\n", username)
 	case "passwd":
-		sha1, sha256, err := sasl.NewCredentials(pw)
-		if err == nil {
-			err = st.SetCredentials(ctx, username, sha1, sha256)
+		if err = accts.passwd(ctx, username, pw); err == nil {
+			fmt.Fprintf(stdout, "password changed for %s\n", username)
 		}
-		if err != nil {
-			fmt.Fprintf(stderr, "parley user passwd: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "password changed for %s\n", username)
 	case "del":
-		if err := st.DeleteAccount(ctx, username); err != nil {
-			fmt.Fprintf(stderr, "parley user del: %v\n", err)
-			return 1
+		if err = accts.del(ctx, username); err == nil {
+			fmt.Fprintf(stdout, "deleted %s\n", username)
 		}
-		fmt.Fprintf(stdout, "deleted %s\n", username)
 	case "list":
-		after := ""
-		for {
-			names, err := st.ListAccounts(ctx, after, 1000)
-			if err != nil {
-				fmt.Fprintf(stderr, "parley user list: %v\n", err)
-				return 1
-			}
-			for _, n := range names {
-				fmt.Fprintln(stdout, n)
-			}
-			if len(names) < 1000 {
-				break
-			}
-			after = names[len(names)-1]
-		}
-	case "import":
-		return importUsers(ctx, st, stdin, stdout, stderr)
+		err = accts.list(ctx, func(name string) { fmt.Fprintln(stdout, name) })
 	default:
 		fmt.Fprintf(stderr, "parley user: unknown command %q\n\n%s", sub, usage)
 		return 2
 	}
-	return 0
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, store.ErrExists):
+		fmt.Fprintf(stderr, "parley user %s: %s already exists\n", sub, username)
+	case errors.Is(err, store.ErrNotFound):
+		fmt.Fprintf(stderr, "parley user %s: %s does not exist\n", sub, username)
+	default:
+		fmt.Fprintf(stderr, "parley user %s: %v\n", sub, err)
+	}
+	return 1
 }
 
 // importUsers creates accounts from "JID PASSWORD" lines. Deriving SCRAM

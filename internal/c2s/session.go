@@ -148,6 +148,7 @@ type Session struct {
 	lastPresence atomic.Pointer[stanza.Element]
 	rosterWanted atomic.Bool
 	bound        atomic.Bool
+	boundAt      atomic.Int64 // unix nanoseconds of binding, for the admin API
 
 	// Outbound path.
 	outMu      sync.Mutex
@@ -572,6 +573,7 @@ func (s *Session) handleBind(el *stanza.Element) error {
 		replaced.Kick(stanza.NewStreamError(stanza.StreamConflict, "replaced by a new session"))
 	}
 	s.bound.Store(true)
+	s.boundAt.Store(s.now().UnixNano())
 	s.countBound(1)
 	s.state = stateBound
 	res2 := stanza.New("iq", stanza.NSClient).SetAttr("id", el.ID()).SetAttr("type", "result").

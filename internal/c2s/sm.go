@@ -256,6 +256,7 @@ func (s *Session) resume(el *stanza.Element) error {
 		a.Done()
 	}
 	s.bound.Store(true)
+	s.boundAt.Store(s.now().UnixNano())
 	s.countBound(1)
 	s.state = stateBound
 	return nil

@@ -258,6 +258,7 @@ func (s *Server) Router() *router.Router { return s.router }
 
 // Start begins accepting and runs background jobs.
 func (s *Server) Start() {
+	s.started = time.Now() // before any goroutine may read it
 	go s.c2s.Serve()
 	go s.c2sTLS.Serve()
 	go func() {
@@ -268,7 +269,6 @@ func (s *Server) Start() {
 	s.jobs.Add(1)
 	go s.expireLoop()
 	s.ready.Store(true)
-	s.started = time.Now()
 	if err := s.writeRunFile(); err != nil {
 		s.log.Warn("cannot write the run file; parley user commands will not find this server", "err", err)
 	}
