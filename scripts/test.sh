@@ -13,11 +13,22 @@ step() { printf '\n==> %s\n' "$*"; }
 step "installing test dependencies"
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-if ! /usr/bin/python3 -c 'import slixmpp' 2>/dev/null; then
+pkgs=""
+/usr/bin/python3 -c 'import slixmpp' 2>/dev/null || pkgs="$pkgs python3-slixmpp"
+[ -x /usr/bin/chromium ] || pkgs="$pkgs chromium"
+if [ -n "$pkgs" ]; then
 	$SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-slixmpp >/dev/null
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $pkgs >/dev/null
 fi
 /usr/bin/python3 -c 'import slixmpp; print("slixmpp", slixmpp.__version__)'
+# Node comes with the machine image (Debian's own is too old for
+# playwright-core); the npm packages are pinned by their lock files.
+node --version
+for d in test/browser test/e2e/js; do
+	if [ -f "$d/package-lock.json" ]; then
+		(cd "$d" && npm ci --no-audit --no-fund --loglevel=error)
+	fi
+done
 if ! command -v staticcheck >/dev/null 2>&1; then
 	go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 fi
@@ -46,4 +57,4 @@ for pkg in $(go list ./...); do
 	done
 done
 
-step "all checks passed"
+step "all checks passed (browser screenshots in test-output/)"
