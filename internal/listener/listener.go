@@ -104,6 +104,22 @@ func (t *Tracker) add(s Session) bool {
 	return !t.closed
 }
 
+// Admit counts a connection from ip accepted outside this package (the
+// HTTP server's WebSocket upgrades) against the same limits as the
+// listeners': max in total and maxIP per address (0: no limit). It is false
+// when a limit is reached or a drain has begun. Every true must be matched
+// by exactly one Release.
+func (t *Tracker) Admit(ip string, max, maxIP int) bool { return t.admit(ip, max, maxIP) }
+
+// Track registers an admitted connection's session so that Drain shuts it
+// down. It is false when a drain has already begun: the caller then shuts
+// the session down itself.
+func (t *Tracker) Track(s Session) bool { return t.add(s) }
+
+// Release ends what Admit (and Track, when s is not nil) began, once the
+// connection is closed and its session has ended.
+func (t *Tracker) Release(ip string, s Session) { t.release(ip, s) }
+
 // Drain refuses new connections, asks every session to shut down and
 // waits until they are gone or ctx ends.
 func (t *Tracker) Drain(ctx context.Context) error {
