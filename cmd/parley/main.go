@@ -94,10 +94,11 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	srv.Start()
-
+	// Catch signals before accepting anything: a SIGTERM right after start
+	// must still mean a graceful stop.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	srv.Start()
 	got := <-sig
 	log.Info("shutting down", "signal", got.String())
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
