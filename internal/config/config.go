@@ -88,6 +88,21 @@ type Config struct {
 	// management resumption (XEP-0198); it is also the maximum advertised to
 	// clients. 0 disables resumption.
 	ResumeTimeout time.Duration `yaml:"resume-timeout"`
+	// WebSocketOrigins is a comma-separated list of browser origins
+	// (scheme://host[:port]) allowed to open XMPP over WebSocket; empty
+	// allows any (login happens inside the stream, never with cookies).
+	WebSocketOrigins string `yaml:"websocket-origins"`
+}
+
+// Origins returns WebSocketOrigins as a list.
+func (c *Config) Origins() []string {
+	var out []string
+	for _, o := range strings.Split(c.WebSocketOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // Allowed values of the enumerated settings.
@@ -185,6 +200,7 @@ var settings = []setting{
 	{"write-timeout", "drop a client that does not take a write within `DURATION`", dur(func(c *Config) *time.Duration { return &c.WriteTimeout })},
 	{"shutdown-timeout", "on SIGTERM/SIGINT, drain sessions and flush the store within `DURATION`", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 	{"resume-timeout", "keep a detached session resumable (XEP-0198) for `DURATION` (0: no resumption)", dur(func(c *Config) *time.Duration { return &c.ResumeTimeout })},
+	{"websocket-origins", "comma-separated browser `ORIGINS` allowed on /xmpp-websocket, e.g. https://chat.example.org (empty: any)", str(func(c *Config) *string { return &c.WebSocketOrigins })},
 }
 
 // EnvPrefix starts the environment variable of every setting.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -109,6 +110,11 @@ func (c *Config) validate(sources map[string]string) []string {
 	durationAtLeast("write-timeout", c.WriteTimeout, false)
 	durationAtLeast("shutdown-timeout", c.ShutdownTimeout, false)
 	durationAtLeast("resume-timeout", c.ResumeTimeout, true)
+	for _, o := range c.Origins() {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+			bad("websocket-origins", "%q is not an origin (want scheme://host[:port])", o)
+		}
+	}
 	return problems
 }
 

@@ -26,7 +26,7 @@ func (s *Server) websocketHandler() http.Handler {
 		MaxConnectionsPerIP: s.cfg.MaxConnectionsPerIP,
 		Logger:              s.log,
 		// No config key yet: any origin (see web.WebSocketConfig).
-		AllowedOrigins: nil,
+		AllowedOrigins: s.cfg.Origins(),
 	})
 }
 
