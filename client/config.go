@@ -43,6 +43,11 @@ type Config struct {
 	// DirectTLS starts TLS at once (XEP-0368, ALPN "xmpp-client") instead
 	// of negotiating STARTTLS on a plain connection.
 	DirectTLS bool
+	// Binary speaks Parley's compact binary encoding (docs/binary-protocol.md)
+	// instead of XML: a fraction of the bytes per stanza, same stanzas.
+	// It needs DirectTLS (negotiated with ALPN "parley-bin/1"); a server
+	// that does not select that protocol fails the connection.
+	Binary bool
 	// TLSConfig is used for both STARTTLS and direct TLS. nil means the
 	// system roots; ServerName defaults to the JID's domain, because RFC
 	// 6120 §13.7.2.1 has the client verify the XMPP domain, whatever host
@@ -107,6 +112,9 @@ func (cfg Config) resolve(needLocal bool) (*resolved, error) {
 	if needLocal && j.Local() == "" {
 		return nil, fmt.Errorf("client: Config.JID %q has no localpart", cfg.JID)
 	}
+	if cfg.Binary && !cfg.DirectTLS {
+		return nil, errors.New("client: Config.Binary needs DirectTLS (the encoding is negotiated with ALPN)")
+	}
 	r := &resolved{Config: cfg, jid: j.Bare()}
 	if r.Resource == "" {
 		r.Resource = j.Resource()
@@ -151,6 +159,9 @@ func (r *resolved) tlsConfig(direct bool) *tls.Config {
 	}
 	if direct && len(c.NextProtos) == 0 {
 		c.NextProtos = []string{"xmpp-client"}
+		if r.Binary {
+			c.NextProtos = []string{alpnBinary}
+		}
 	}
 	return c
 }

@@ -115,7 +115,7 @@ func Register(ctx context.Context, cfg Config) error {
 func newClient(r *resolved) *Client {
 	return &Client{
 		cfg:      r,
-		codec:    newXMLCodec(r.MaxStanzaSize),
+		codec:    newCodec(r),
 		incoming: make(chan *stanza.Element, r.IncomingBuffer),
 		done:     make(chan struct{}),
 		closing:  make(chan struct{}),
@@ -156,6 +156,10 @@ func (c *Client) negotiate(ctx context.Context, steps func(ctx context.Context) 
 			return fmt.Errorf("client: TLS with %s: %w", c.cfg.Addr, err)
 		}
 		tr = tc
+		if c.cfg.Binary && tc.ConnectionState().NegotiatedProtocol != alpnBinary {
+			_ = tc.Close()
+			return fmt.Errorf("client: %s does not speak the binary encoding (ALPN %s not selected)", c.cfg.Addr, alpnBinary)
+		}
 	}
 	c.tr = newTCPTransport(tr)
 	if err := steps(ctx); err != nil {

@@ -93,7 +93,8 @@ func kindIndex(name string) int {
 	return 2
 }
 
-// BoundByTransport returns the number of bound sessions per transport kind.
+// BoundByTransport returns the number of bound sessions per
+// "transport/encoding" (e.g. "starttls/xml", "tls/binary").
 func (m *Metrics) BoundByTransport() map[string]int64 {
 	out := map[string]int64{}
 	m.bound.Range(func(k, v any) bool {
@@ -750,13 +751,17 @@ func (s *Session) String() string {
 	return fmt.Sprintf("c2s[%s %s %s]", s.tr.Kind(), s.tr.RemoteIP(), s.jid.String())
 }
 
-// countBound keeps the per-transport gauge of bound sessions.
+// countBound keeps the gauge of bound sessions by transport and encoding.
 func (s *Session) countBound(d int64) {
 	if s.cfg.Metrics == nil {
 		return
 	}
 	if d > 0 {
-		s.boundKind = s.tr.Kind()
+		enc := "xml"
+		if e, ok := s.codec.(interface{ Encoding() string }); ok {
+			enc = e.Encoding()
+		}
+		s.boundKind = s.tr.Kind() + "/" + enc
 	}
 	s.cfg.Metrics.boundAdd(s.boundKind, d)
 }

@@ -66,9 +66,11 @@ func (s *Server) metricsHandler() http.Handler {
 	gauge("c2s", "connections", "Open client connections.", nil, func() float64 { return float64(s.tracker.Count()) })
 	gauge("c2s", "sessions", "Bound client sessions (including detached ones awaiting resumption).", nil, func() float64 { return float64(s.router.SessionCount()) })
 	for _, kind := range transportKinds {
-		gauge("c2s", "sessions_by_transport", "Bound client sessions by transport and encoding.",
-			prometheus.Labels{"transport": kind, "encoding": "xml"},
-			func() float64 { return float64(m.BoundByTransport()[kind]) })
+		for _, enc := range []string{"xml", "binary"} {
+			gauge("c2s", "sessions_by_transport", "Bound client sessions by transport and encoding.",
+				prometheus.Labels{"transport": kind, "encoding": enc},
+				func() float64 { return float64(m.BoundByTransport()[kind+"/"+enc]) })
+		}
 	}
 	counter("c2s", "logins_total", "Successful SASL logins.", nil, func() float64 { return float64(m.Logins.Load()) })
 	counter("c2s", "login_failures_total", "Failed SASL logins.", nil, func() float64 { return float64(m.LoginFailures.Load()) })

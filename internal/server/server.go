@@ -180,7 +180,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	direct := lcfg
 	direct.Addr = cfg.C2STLS
 	direct.TLS = tlsCfg.Clone()
-	direct.TLS.NextProtos = []string{ALPNXMPP}
+	direct.TLS.NextProtos = []string{ALPNXMPP, ALPNBinary}
 	direct.NewSession = s.newSession
 	if s.c2sTLS, err = listener.Listen(direct); err != nil {
 		return nil, err
@@ -242,10 +242,11 @@ func ensureSecret(dir string) ([]byte, error) {
 func (s *Server) newSession(c *listener.Conn, alpn string) (listener.Session, error) {
 	switch alpn {
 	case "", ALPNXMPP:
-	default:
-		return nil, fmt.Errorf("unsupported ALPN protocol %q", alpn)
+		return c2s.New(s.sessCfg, c, newXMLCodec(s.cfg.MaxStanzaSize)), nil
+	case ALPNBinary:
+		return c2s.New(s.sessCfg, c, newBinCodec(s.cfg.MaxStanzaSize)), nil
 	}
-	return c2s.New(s.sessCfg, c, newXMLCodec(s.cfg.MaxStanzaSize)), nil
+	return nil, fmt.Errorf("unsupported ALPN protocol %q", alpn)
 }
 
 // Addrs returns the bound addresses.

@@ -17,6 +17,7 @@ func (s *Server) websocketHandler() http.Handler {
 		NewSession: func(tr c2s.Transport, codec c2s.Codec) (listener.Session, error) {
 			return c2s.New(s.sessCfg, tr, codec), nil
 		},
+		NewBinaryCodec:      func(max int) c2s.Codec { return newBinCodec(max) },
 		MaxStanzaSize:       s.cfg.MaxStanzaSize,
 		IdleTimeout:         s.cfg.IdleTimeout,
 		WriteTimeout:        s.cfg.WriteTimeout,
@@ -25,8 +26,7 @@ func (s *Server) websocketHandler() http.Handler {
 		MaxConnections:      s.cfg.MaxConnections,
 		MaxConnectionsPerIP: s.cfg.MaxConnectionsPerIP,
 		Logger:              s.log,
-		// No config key yet: any origin (see web.WebSocketConfig).
-		AllowedOrigins: s.cfg.Origins(),
+		AllowedOrigins:      s.cfg.Origins(),
 	})
 }
 

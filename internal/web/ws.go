@@ -95,6 +95,11 @@ import (
 // Subprotocol is the WebSocket subprotocol of XMPP (RFC 7395 §3.1).
 const Subprotocol = "xmpp"
 
+// SubprotocolBinary is Parley's compact binary encoding over WebSocket
+// (docs/binary-protocol.md): binary messages, each carrying one or more
+// whole frames of the encoding, which delimits its own frames.
+const SubprotocolBinary = "parley-bin"
+
 // WebSocketPath is where XMPP over WebSocket is served.
 const WebSocketPath = "/xmpp-websocket"
 
@@ -118,6 +123,9 @@ type WebSocketConfig struct {
 	// NewSession builds the session of an accepted connection (in the
 	// server: c2s.New with the shared session config).
 	NewSession func(tr c2s.Transport, codec c2s.Codec) (listener.Session, error)
+	// NewBinaryCodec, when set, offers the parley-bin subprotocol with the
+	// codec it returns (the server's binary encoding) for maxStanza.
+	NewBinaryCodec func(maxStanza int) c2s.Codec
 	// MaxStanzaSize is the largest WebSocket message accepted, in bytes.
 	MaxStanzaSize int
 	// IdleTimeout closes a connection that sends nothing for this long
@@ -169,7 +177,7 @@ func WebSocket(cfg WebSocketConfig) http.Handler {
 		ReadBufferSize:   wsReadBufferSize,
 		WriteBufferSize:  wsWriteBufferSize,
 		WriteBufferPool:  &wsWritePool,
-		Subprotocols:     []string{Subprotocol},
+		Subprotocols:     h.subprotocols(),
 		CheckOrigin:      h.originAllowed,
 		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
 			http.Error(w, reason.Error(), status)
@@ -181,6 +189,13 @@ func WebSocket(cfg WebSocketConfig) http.Handler {
 // wsWritePool holds gorilla's write buffers between messages (gorilla puts
 // its own values in it).
 var wsWritePool sync.Pool
+
+func (h *wsHandler) subprotocols() []string {
+	if h.cfg.NewBinaryCodec != nil {
+		return []string{Subprotocol, SubprotocolBinary}
+	}
+	return []string{Subprotocol}
+}
 
 func (h *wsHandler) originAllowed(r *http.Request) bool {
 	if h.origins == nil {
@@ -195,7 +210,7 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "XMPP over WebSocket (RFC 7395): connect with a WebSocket client, subprotocol \"xmpp\"", http.StatusBadRequest)
 		return
 	}
-	if !wsOffersXMPP(r) {
+	if !h.offersKnown(r) {
 		http.Error(w, "unsupported WebSocket subprotocol: this endpoint speaks \"xmpp\" (RFC 7395)", http.StatusBadRequest)
 		return
 	}
@@ -233,8 +248,15 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			_ = ws.Close()
 		}
 	}()
-	codec := newWSCodec(h.cfg.MaxStanzaSize)
-	c := &wsConn{ws: ws, ip: ip, tls: state, writeTimeout: h.cfg.WriteTimeout, max: h.cfg.MaxStanzaSize, codec: codec}
+	c := &wsConn{ws: ws, ip: ip, tls: state, writeTimeout: h.cfg.WriteTimeout, max: h.cfg.MaxStanzaSize}
+	var codec c2s.Codec
+	if ws.Subprotocol() == SubprotocolBinary {
+		bc := &wsBinCodec{inner: h.cfg.NewBinaryCodec(h.cfg.MaxStanzaSize), max: h.cfg.MaxStanzaSize}
+		c.binary, c.codec, codec = true, bc, bc
+	} else {
+		xc := newWSCodec(h.cfg.MaxStanzaSize)
+		c.codec, codec = xc, xc
+	}
 	ws.SetCloseHandler(c.closeHandler)
 	sess, err := h.cfg.NewSession(c, codec)
 	if err != nil || sess == nil {
@@ -265,10 +287,11 @@ func (h *wsHandler) serve(c *wsConn, sess listener.Session) {
 	c.readLoop(sess, h.cfg.IdleTimeout)
 }
 
-// wsOffersXMPP reports whether the client's Sec-WebSocket-Protocol lists xmpp.
-func wsOffersXMPP(r *http.Request) bool {
+// offersKnown reports whether the client's Sec-WebSocket-Protocol lists a
+// subprotocol this endpoint speaks.
+func (h *wsHandler) offersKnown(r *http.Request) bool {
 	for _, p := range websocket.Subprotocols(r) {
-		if p == Subprotocol {
+		if p == Subprotocol || p == SubprotocolBinary && h.cfg.NewBinaryCodec != nil {
 			return true
 		}
 	}
@@ -326,7 +349,8 @@ type wsConn struct {
 	tls          *tls.ConnectionState
 	writeTimeout time.Duration
 	max          int
-	codec        *wsCodec // the session's codec, for framing-level errors
+	codec        rejecter // the session's codec, for framing-level errors
+	binary       bool     // parley-bin: binary messages, self-delimiting frames
 	closeOnce    sync.Once
 
 	mu        sync.Mutex // orders read-deadline changes
@@ -342,6 +366,11 @@ var errWSBadFrame = errors.New("websocket: output not framed by the WebSocket co
 func (c *wsConn) Write(p []byte) error {
 	if c.writeTimeout > 0 {
 		_ = c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	}
+	if c.binary {
+		// The binary encoding delimits its own frames: one message
+		// carries all of this flush.
+		return c.ws.WriteMessage(websocket.BinaryMessage, p)
 	}
 	for len(p) > 0 {
 		if len(p) < 4 {
@@ -464,7 +493,10 @@ func (c *wsConn) readLoop(s listener.Session, idle time.Duration) {
 			wsPutMessage(bp, msg)
 			return
 		}
-		if typ == websocket.BinaryMessage {
+		if c.binary && typ == websocket.TextMessage {
+			c.codec.reject(stanza.NewStreamError(stanza.StreamBadFormat, "text WebSocket messages are not parley-bin: it uses binary messages"))
+		}
+		if !c.binary && typ == websocket.BinaryMessage {
 			// RFC 7395 §3.2: the xmpp subprotocol uses text messages
 			// only. The codec reports it, so the session ends with a
 			// stream error like for any other bad input.
@@ -513,6 +545,39 @@ func wsReadMessage(dst []byte, r io.Reader, limit int) ([]byte, error) {
 
 // ---------------------------------------------------------------------------
 // Codec
+
+// rejecter is a codec the reader can make fail its next Feed.
+type rejecter interface{ reject(err error) }
+
+// wsBinCodec wraps the binary encoding for WebSocket: the message size
+// bound and framing-level rejections; everything else is the encoding's.
+type wsBinCodec struct {
+	inner    c2s.Codec
+	max      int
+	rejected error
+}
+
+func (c *wsBinCodec) Feed(p []byte) error {
+	if err := c.rejected; err != nil {
+		return err
+	}
+	if len(p) > c.max {
+		return stanza.NewStreamError(stanza.StreamPolicyViolation, "stanza too large")
+	}
+	return c.inner.Feed(p)
+}
+
+func (c *wsBinCodec) reject(err error)                         { c.rejected = err }
+func (c *wsBinCodec) Reset()                                   { c.inner.Reset() }
+func (c *wsBinCodec) Next() (c2s.Event, bool, error)           { return c.inner.Next() }
+func (c *wsBinCodec) AppendOpen(d []byte, h c2s.Header) []byte { return c.inner.AppendOpen(d, h) }
+func (c *wsBinCodec) AppendElement(d []byte, el *stanza.Element) []byte {
+	return c.inner.AppendElement(d, el)
+}
+func (c *wsBinCodec) AppendClose(d []byte) []byte { return c.inner.AppendClose(d) }
+
+// Encoding names the encoding for metrics.
+func (c *wsBinCodec) Encoding() string { return "binary" }
 
 // wsCodec is the RFC 7395 codec: the framed XML decoder, and an encoder
 // whose output only wsConn.Write understands (length-prefixed elements).

@@ -318,7 +318,8 @@ func TestWebSocketMalformedXMLAndSubprotocol(t *testing.T) {
 	dir := newDataDir(t, nil)
 	srv := startServer(t, dir)
 
-	for _, protos := range [][]string{{"parley-bin"}, nil, {"chat"}} {
+	// parley-bin is the binary encoding's subprotocol (TestBinaryOverWebSocket).
+	for _, protos := range [][]string{{"parley-bin1"}, nil, {"chat"}} {
 		if _, status, err := wsDial(t, srv, protos...); err == nil || status != http.StatusBadRequest {
 			t.Errorf("subprotocols %q: err %v, HTTP %d; want a refusal with 400", protos, err, status)
 		}

@@ -40,6 +40,7 @@ ROSTER_NS = "jabber:iq:roster"
 DELAY_NS = "urn:xmpp:delay"
 VCARD_NS = "vcard-temp"
 CLIENT_NS = "jabber:client"
+RECEIPTS_NS = "urn:xmpp:receipts"
 
 
 def roster_items(query):
@@ -129,7 +130,10 @@ class Client:
         body = xml.find("{%s}body" % CLIENT_NS)
         delay = xml.find("{%s}delay" % DELAY_NS)
         err = xml.find("{%s}error" % CLIENT_NS)
+        received = xml.find("{%s}received" % RECEIPTS_NS)
         emit("message",
+             receipt_requested=xml.find("{%s}request" % RECEIPTS_NS) is not None,
+             receipt_for=None if received is None else received.get("id"),
              id=xml.get("id"), type=xml.get("type"),
              **{"from": xml.get("from"), "to": xml.get("to")},
              body=body.text if body is not None else None,
@@ -202,6 +206,11 @@ class Client:
         msg = self.xmpp.make_message(mto=cmd["to"], mbody=cmd.get("body"), mtype=cmd.get("type", "chat"))
         if cmd.get("msg_id"):
             msg["id"] = cmd["msg_id"]
+        if cmd.get("request_receipt"):
+            msg.xml.append(ET.Element("{%s}request" % RECEIPTS_NS))
+        if cmd.get("receipt_for"):
+            # A XEP-0184 receipt: no body, just <received id='…'/>.
+            msg.xml.append(ET.Element("{%s}received" % RECEIPTS_NS, {"id": cmd["receipt_for"]}))
         msg.send()
         emit("done", id=cmd.get("id"), ok=True)
 
