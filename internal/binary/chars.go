@@ -3,6 +3,8 @@ package binary
 import (
 	"strings"
 	"unicode/utf8"
+
+	"github.com/parley-im/parley/internal/xmlstream"
 )
 
 // Everything a binary peer sends must be writable as XML: the server hands
@@ -34,21 +36,6 @@ var ascii = func() (t [128]uint8) {
 	}
 	return t
 }()
-
-// isChar reports whether r is an XML 1.0 Char.
-func isChar(r rune) bool {
-	switch {
-	case r >= 0x20 && r <= 0xD7FF:
-		return true
-	case r == 0x9 || r == 0xA || r == 0xD:
-		return true
-	case r >= 0xE000 && r <= 0xFFFD:
-		return true
-	case r >= 0x10000 && r <= 0x10FFFF:
-		return true
-	}
-	return false
-}
 
 // checkChars reports whether b is valid UTF-8 made of XML Chars, and how
 // many of its bytes XML would write as an entity or character reference.
@@ -124,29 +111,11 @@ func sanitize(s string) string {
 	return b.String()
 }
 
-func isNameStart(r rune) bool {
-	if r < utf8.RuneSelf {
-		return ascii[r]&aStart != 0
-	}
-	switch {
-	case r >= 0xC0 && r <= 0xD6, r >= 0xD8 && r <= 0xF6, r >= 0xF8 && r <= 0x2FF,
-		r >= 0x370 && r <= 0x37D, r >= 0x37F && r <= 0x1FFF, r >= 0x200C && r <= 0x200D,
-		r >= 0x2070 && r <= 0x218F, r >= 0x2C00 && r <= 0x2FEF, r >= 0x3001 && r <= 0xD7FF,
-		r >= 0xF900 && r <= 0xFDCF, r >= 0xFDF0 && r <= 0xFFFD, r >= 0x10000 && r <= 0xEFFFF:
-		return true
-	}
-	return false
-}
-
-func isNameChar(r rune) bool {
-	if r < utf8.RuneSelf {
-		return ascii[r]&aName != 0
-	}
-	if isNameStart(r) {
-		return true
-	}
-	return r == 0xB7 || r >= 0x300 && r <= 0x36F || r >= 0x203F && r <= 0x2040
-}
+// The XML character and name rules are xmlstream's: one definition of what
+// XML accepts, since every binary stanza must be writable as XML.
+func isChar(r rune) bool      { return xmlstream.IsChar(r) }
+func isNameStart(r rune) bool { return xmlstream.IsNameStartChar(r) }
+func isNameChar(r rune) bool  { return xmlstream.IsNameChar(r) }
 
 // isNCName reports whether b is an XML NCName (a name without colons).
 func isNCName(b []byte) bool {

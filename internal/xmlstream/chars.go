@@ -46,6 +46,18 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
+// IsChar reports whether r is an XML 1.0 Char (XML §2.2); the binary
+// encoding holds its text to the same rule so any stanza can be written as
+// XML.
+func IsChar(r rune) bool { return isChar(r) }
+
+// IsNameStartChar reports whether r may start an NCName (XML 1.0 fifth
+// edition NameStartChar without ':').
+func IsNameStartChar(r rune) bool { return isNameStartRune(r) }
+
+// IsNameChar reports whether r may continue an NCName (NameChar without ':').
+func IsNameChar(r rune) bool { return isNameRune(r) }
+
 // isChar reports whether r is an XML 1.0 Char (XML §2.2).
 func isChar(r rune) bool {
 	switch {
