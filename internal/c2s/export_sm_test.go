@@ -31,3 +31,11 @@ func SMState(s *Session) SMSnapshot {
 		Out: s.sm.out, Acked: s.sm.acked, Unacked: len(s.sm.unacked),
 	}
 }
+
+// InBacklog reports whether the router's backlog flush still holds back
+// live deliveries to the session.
+func InBacklog(s *Session) bool {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	return s.backlog
+}

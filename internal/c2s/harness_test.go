@@ -581,6 +581,15 @@ func (e *env) online(user, pass, resource string, presence bool) *client {
 	c.bind(resource)
 	if presence {
 		c.feed(`<presence/>`)
+		// The queued backlog is flushed beside the reader; tests start
+		// once live delivery has resumed.
+		deadline := time.Now().Add(waitFor)
+		for c2s.InBacklog(c.s) {
+			if time.Now().After(deadline) {
+				e.t.Fatalf("%s: backlog flush did not finish", user)
+			}
+			yield()
+		}
 	}
 	return c
 }

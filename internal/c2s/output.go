@@ -38,17 +38,43 @@ func (s *Session) send(ack *router.Ack, enc func([]byte) []byte) bool {
 // of the socket write; while the session is detached (waiting for
 // resumption) stanzas are only kept.
 func (s *Session) sendLocked(el *stanza.Element, ack *router.Ack, enc func([]byte) []byte) bool {
+	return s.sendOpts(el, ack, enc, false)
+}
+
+// sendOpts is sendLocked; fromBacklog marks the router's backlog flush,
+// which alone delivers queued (acked) stanzas while a backlog is pending.
+func (s *Session) sendOpts(el *stanza.Element, ack *router.Ack, enc func([]byte) []byte, fromBacklog bool) bool {
 	s.outMu.Lock()
+	if s.backlog && ack != nil && !fromBacklog && !s.closing {
+		// A live message during the backlog flush stays in the queue: the
+		// flush reaches it after the older ones, keeping their order.
+		s.outMu.Unlock()
+		return true
+	}
 	counted := s.sm.enabled && el != nil && el.IsStanza()
 	if s.sm.detached || s.broken {
 		// Detached, or about to be (the connection failed and the reader
-		// has not noticed yet): keep what the client will resume with.
+		// has not noticed yet): keep what the client will resume with,
+		// stanzas held back for an inactive client (CSI) first.
+		s.csiReleaseLocked()
 		ok := counted && s.sm.keep(el, ack, s.maxUnacked())
 		s.outMu.Unlock()
 		return ok
 	}
 	if s.closing {
 		s.outMu.Unlock()
+		return false
+	}
+	// Client State Indication (csi.go): an inactive client's presence and
+	// chat states wait, counted only once written.
+	held, overflow := s.csiHoldLocked(el, ack != nil)
+	if held {
+		s.outMu.Unlock()
+		return true
+	}
+	if overflow && !s.csiReleaseLocked() {
+		s.outMu.Unlock()
+		_ = s.tr.Close()
 		return false
 	}
 	max := s.cfg.MaxOutBytes
@@ -59,6 +85,7 @@ func (s *Session) sendLocked(el *stanza.Element, ack *router.Ack, enc func([]byt
 		ok := false
 		if s.resumableLocked() {
 			s.broken = true
+			s.csiReleaseLocked() // owed before el
 			ok = counted && s.sm.keep(el, ack, s.maxUnacked())
 		} else {
 			s.closing = true
@@ -215,6 +242,7 @@ func (s *Session) flushLoop() {
 			_ = s.tr.Close()
 			return
 		}
+		s.signalRoom()
 		for _, a := range acks {
 			a.Done()
 		}
@@ -292,6 +320,7 @@ func (s *Session) End() {
 	}
 	if s.sm.enabled && s.sm.resumable && !s.noResume && s.cfg.Resume != nil && s.bound.Load() {
 		s.sm.detached = true
+		s.csiReleaseLocked() // held stanzas are owed to the resumed session
 		putBuf(s.out)
 		s.out, s.acks = nil, nil
 		s.outMu.Unlock()

@@ -160,10 +160,13 @@ type Session struct {
 	closing    bool // no more output accepted
 	closeAfter bool // close the transport once out is written
 	ended      bool
-	noResume   bool   // ended on purpose (stream close, error, kick): no resumption
-	broken     bool   // the connection failed: output is kept for resumption
-	boundKind  string // transport kind counted in Metrics while bound
+	noResume   bool          // ended on purpose (stream close, error, kick): no resumption
+	broken     bool          // the connection failed: output is kept for resumption
+	backlog    bool          // the router is flushing the queued backlog (see backlog.go)
+	room       chan struct{} // signalled when acks or writes free room
+	boundKind  string        // transport kind counted in Metrics while bound
 	sm         smState
+	csi        csiState // XEP-0352 (csi.go)
 }
 
 // New creates a session on a transport speaking codec. Call Open first if the
@@ -178,6 +181,7 @@ func New(cfg *Config, tr Transport, codec Codec) *Session {
 	}
 	s.tokens = cfg.StanzaBurst
 	s.sm.gone = make(chan struct{})
+	s.room = make(chan struct{}, 1)
 	return s
 }
 
@@ -315,10 +319,16 @@ func (s *Session) handle(ev Event) error {
 		if ok, err := s.handleSM(el); ok {
 			return err
 		}
+		if ok, err := s.handleCSI(el); ok {
+			return err
+		}
 		return s.handleBind(el)
 	case stateBound:
 		if ok, err := s.handleSM(el); ok {
 			return err
+		}
+		if ok, err := s.handleCSI(el); ok {
+			return err // a nonza: not counted by stream management
 		}
 		m := s.cfg.Metrics
 		var start time.Time
@@ -389,6 +399,7 @@ func (s *Session) handleOpen(h Header) error {
 		feats.Append(stanza.New("ver", nsRosterVer))
 		feats.Append(stanza.New("sm", NSSM))
 		feats.Append(stanza.New("sub", nsPreApproval))
+		feats.Append(stanza.New("csi", NSCSI))
 	}
 	s.sendElement(feats)
 	return nil

@@ -158,6 +158,7 @@ func (s *Session) handleSM(el *stanza.Element) (bool, error) {
 			return true, stanza.NewStreamError(stanza.StreamUndefinedCondition,
 				"handled count "+strconv.FormatUint(uint64(h), 10)+" exceeds sent count "+strconv.FormatUint(uint64(out), 10))
 		}
+		s.signalRoom()
 		for _, a := range acks {
 			a.Done()
 		}

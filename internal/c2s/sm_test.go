@@ -735,9 +735,10 @@ func TestSMDetachedExpiry(t *testing.T) {
 	}
 	// A fresh login gets both from the queue.
 	c.bind("phone")
+	// The backlog is flushed beside the reader: wait for it.
 	out := c.feed(`<presence/>`)
 	if !strings.Contains(out, "m2</body>") {
-		out += c.waitOutput("m2</body>")
+		out += c.waitOutput("m2</body>") + c.waitOutput("</message>")
 	}
 	if b := bodies(t, out); len(b) != 2 || b[0] != "m1" || b[1] != "m2" {
 		t.Fatalf("after a fresh login: %q, want m1, m2", b)
@@ -1015,6 +1016,9 @@ func TestSMNewBindReplacesDetached(t *testing.T) {
 		t.Fatalf("router has %v, want the new session", s)
 	}
 	out := nb.feed(`<presence/>`)
+	if !strings.Contains(out, "m1</body>") {
+		out += nb.waitOutput("m1</body>") + nb.waitOutput("</message>")
+	}
 	if b := bodies(t, out); len(b) != 1 || b[0] != "m1" {
 		t.Fatalf("new session got %q, want m1 from the queue", b)
 	}

@@ -55,6 +55,7 @@ func (r *Router) routeMessage(ctx context.Context, from, to jid.JID, el *stanza.
 		}
 		return
 	}
+	r.copySent(from, to, el) // XEP-0280 §9
 	typ := el.Type()
 	if to.Resource() != "" {
 		if s := r.Session(to); s != nil {
@@ -128,10 +129,11 @@ func (r *Router) bareTargets(user, typ string) []Session {
 func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Element, targets []Session) {
 	bare := to.Bare().String()
 	el = el.ShallowCopy()
+	carbons := carbonEligible(el) // XEP-0280 §6, before <private/> goes
 	// A sender must not forge the recipient's archive/queue id.
 	kept := el.Children[:0]
 	for _, c := range el.Children {
-		if c.Name == "stanza-id" && c.NS == stanza.NSStanzaID && c.Attr("by") == bare {
+		if c.Name == "stanza-id" && c.NS == stanza.NSStanzaID && c.Attr("by") == bare || isPrivate(c) {
 			continue
 		}
 		kept = append(kept, c)
@@ -144,6 +146,9 @@ func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Elem
 			if s.Deliver(el, nil) {
 				r.Stats.Delivered.Add(1)
 			}
+		}
+		if carbons {
+			r.copyReceived(to, el, targets) // XEP-0280 §8
 		}
 		return
 	}
@@ -165,6 +170,9 @@ func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Elem
 		return
 	}
 	r.Stats.Enqueued.Add(1)
+	if carbons {
+		r.copyReceived(to, el, targets) // XEP-0280 §8
+	}
 	if len(targets) == 0 {
 		return
 	}
@@ -185,16 +193,68 @@ func (r *Router) expiresAt(now time.Time) time.Time {
 	return time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 }
 
+// Backlog is implemented by sessions that pace the delivery of a queued
+// backlog to what their client acknowledges. A backlog can be far larger
+// than what a session may hold unacknowledged, and the acknowledgements
+// arrive through the session's own reader, so the flush must run beside
+// the reader and wait for room instead of filling the session at once.
+type Backlog interface {
+	// BeginBacklog makes the session leave live durable deliveries in the
+	// queue: the flush delivers them after the older ones, in order.
+	BeginBacklog()
+	// DeliverBacklog delivers one queued stanza once the session has room;
+	// false if the session has ended (the rest stays queued).
+	DeliverBacklog(ctx context.Context, el *stanza.Element, ack *Ack) bool
+	// EndBacklog returns the session to live delivery.
+	EndBacklog()
+}
+
 // FlushQueue delivers the user's queued messages to a session that has just
 // sent initial presence, oldest first, each with a XEP-0203 delay stamp of
-// when the server stored it. Entries are deleted as the session delivers them.
+// when the server stored it. Entries are deleted as the session delivers
+// them. A session that implements Backlog is flushed in the background,
+// paced by its client's acknowledgements; others synchronously.
 func (r *Router) FlushQueue(ctx context.Context, s Session) error {
+	if b, ok := s.(Backlog); ok {
+		b.BeginBacklog()
+		go func() {
+			defer func() {
+				if p := recover(); p != nil {
+					r.log.Error("router: panic in backlog flush", "panic", p)
+				}
+			}()
+			if err := r.flushBacklog(ctx, s, b); err != nil {
+				r.log.Error("router: offline delivery", "user", s.JID().Local(), "err", err)
+			}
+		}()
+		return nil
+	}
+	_, err := r.flushPages(ctx, s, 0, s.Deliver)
+	return err
+}
+
+// flushBacklog delivers the whole queue, then leaves backlog mode and scans
+// once more for what was queued meanwhile, so nothing is stranded.
+func (r *Router) flushBacklog(ctx context.Context, s Session, b Backlog) error {
+	deliver := func(el *stanza.Element, ack *Ack) bool { return b.DeliverBacklog(ctx, el, ack) }
+	after, err := r.flushPages(ctx, s, 0, deliver)
+	b.EndBacklog()
+	if err != nil || after == nil {
+		return err
+	}
+	_, err = r.flushPages(ctx, s, *after, deliver)
+	return err
+}
+
+// flushPages delivers queue pages after seq until the queue is exhausted.
+// It returns the last sequence number seen, or nil when delivery stopped
+// because the session ended.
+func (r *Router) flushPages(ctx context.Context, s Session, after uint64, deliver func(*stanza.Element, *Ack) bool) (*uint64, error) {
 	user := s.JID().Local()
-	var after uint64
 	for {
 		items, err := r.cfg.Store.Pending(ctx, user, after, 256)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, it := range items {
 			after = it.Seq
@@ -211,13 +271,13 @@ func (r *Router) FlushQueue(ctx context.Context, s Session) error {
 					SetAttr("stamp", it.Stored.UTC().Format("2006-01-02T15:04:05.000Z")).
 					AppendText("Offline Storage"))
 			}
-			if !s.Deliver(el, &Ack{r: r, user: user, seq: it.Seq}) {
-				return nil // session closing or full: the rest stays queued
+			if !deliver(el, &Ack{r: r, user: user, seq: it.Seq}) {
+				return nil, nil // session closing or full: the rest stays queued
 			}
 			r.Stats.Redelivered.Add(1)
 		}
 		if len(items) < 256 {
-			return nil
+			return &after, nil
 		}
 	}
 }

@@ -140,6 +140,7 @@ type Router struct {
 	serverIQ map[string]IQHandler
 	userIQ   map[string]IQHandler
 	presence PresenceHandler
+	carbons  sync.Map // jid.JID (full) → the Session that enabled carbons (XEP-0280)
 	now      func() time.Time
 	newID    func() string
 }
@@ -257,6 +258,7 @@ func (r *Router) Bind(s Session) (replaced Session, err error) {
 
 // Unbind removes the session if it is still the one bound to its JID.
 func (r *Router) Unbind(s Session) {
+	r.dropCarbons(s)
 	j := s.JID()
 	sh := r.shardOf(j.Local())
 	sh.mu.Lock()

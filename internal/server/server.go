@@ -22,6 +22,7 @@ import (
 	"github.com/parley-im/parley/internal/c2s"
 	"github.com/parley-im/parley/internal/certs"
 	"github.com/parley-im/parley/internal/config"
+	"github.com/parley-im/parley/internal/im/carbons"
 	"github.com/parley-im/parley/internal/im/disco"
 	"github.com/parley-im/parley/internal/im/ping"
 	"github.com/parley-im/parley/internal/im/register"
@@ -131,6 +132,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	reg := register.New(st, r, cfg.Domain, cfg.AllowRegistration, log)
 	d.AddServerFeature(ping.NS, version.NS, vcard.NS, "urn:xmpp:sid:0", "msgoffline")
 	d.AddAccountFeature(ping.NS, vcard.NS)
+	carbons.Register(r)
+	d.AddServerFeature(carbons.NS)
+	d.AddAccountFeature(carbons.NS)
 	if cfg.AllowRegistration {
 		d.AddServerFeature(register.NS)
 	}

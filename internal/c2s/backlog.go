@@ -1,0 +1,76 @@
+package c2s
+
+import (
+	"context"
+	"time"
+
+	"github.com/parley-im/parley/internal/router"
+	"github.com/parley-im/parley/stanza"
+)
+
+// The queued backlog of a session that has just come online is flushed by
+// the router beside the session's reader, paced by the client: a backlog may
+// be far larger than what a session may hold unacknowledged, and the
+// client's acknowledgements arrive through the reader, which therefore must
+// not be the one waiting.
+
+var _ router.Backlog = (*Session)(nil)
+
+// BeginBacklog implements router.Backlog.
+func (s *Session) BeginBacklog() {
+	s.outMu.Lock()
+	s.backlog = true
+	s.outMu.Unlock()
+}
+
+// EndBacklog implements router.Backlog.
+func (s *Session) EndBacklog() {
+	s.outMu.Lock()
+	s.backlog = false
+	s.outMu.Unlock()
+}
+
+// backlogWait bounds one wait for room, so a flush notices a session that
+// ended without signalling.
+const backlogWait = 5 * time.Second
+
+// DeliverBacklog implements router.Backlog: it waits until the client has
+// acknowledged enough (and the output buffer has drained enough) to take
+// one more stanza without tripping the slow-consumer bounds.
+func (s *Session) DeliverBacklog(ctx context.Context, el *stanza.Element, ack *router.Ack) bool {
+	for {
+		s.outMu.Lock()
+		if s.closing || s.ended || s.sm.detached || s.broken {
+			s.outMu.Unlock()
+			return false
+		}
+		room := len(s.sm.unacked) < s.maxUnacked()/2 && (s.cfg.MaxOutBytes <= 0 || len(s.out) < s.cfg.MaxOutBytes/2)
+		s.outMu.Unlock()
+		if room {
+			break
+		}
+		t := time.NewTimer(backlogWait)
+		select {
+		case <-s.room:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		}
+		t.Stop()
+	}
+	ok := s.sendOpts(el, ack, func(dst []byte) []byte { return s.codec.AppendElement(dst, el) }, true)
+	if ok && s.cfg.Metrics != nil {
+		s.cfg.Metrics.StanzasOut.Add(1)
+		s.cfg.Metrics.OutByKind[kindIndex(el.Name)].Add(1)
+	}
+	return ok
+}
+
+// signalRoom wakes a waiting backlog flush; never blocks.
+func (s *Session) signalRoom() {
+	select {
+	case s.room <- struct{}{}:
+	default:
+	}
+}
