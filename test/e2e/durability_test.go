@@ -295,3 +295,58 @@ func TestCrashLosesNoAcknowledgedMessage(t *testing.T) {
 		t.Fatalf("%d acknowledged messages lost", lost)
 	}
 }
+
+// TestLargeBacklogReachesStreamManagementClient: a device that comes online
+// with more queued messages than a session may hold unacknowledged (4,096)
+// gets all of them, in order, paced by its acknowledgements.
+func TestLargeBacklogReachesStreamManagementClient(t *testing.T) {
+	t.Parallel()
+	const n = 5000
+	dir := newDataDir(t, map[string]string{"alice": crashPassword, "bob": crashPassword})
+	srv := startServer(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	alice, err := crashDial(ctx, srv, "alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		if err := alice.SendMessage("bob@"+domain, fmt.Sprintf("backlog-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		if i%256 == 0 {
+			if err := alice.RequestAck(); err != nil {
+				t.Fatal(err)
+			}
+			if err := alice.WaitAcked(ctx, uint32(i-256)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := alice.RequestAck(); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.WaitAcked(ctx, n); err != nil {
+		t.Fatalf("waiting for the server to store all %d: %v", n, err)
+	}
+	bob, err := crashDial(ctx, srv, "bob", func(c *xmpp.Config) { c.SendInitialPresence = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	next := 1
+	for next <= n {
+		el, err := bob.Recv(ctx)
+		if err != nil {
+			t.Fatalf("after %d of %d messages: %v", next-1, n, err)
+		}
+		body := el.ChildText("body", "")
+		if body == "" {
+			continue
+		}
+		if body != fmt.Sprintf("backlog-%d", next) {
+			t.Fatalf("message %d is %q: out of order", next, body)
+		}
+		next++
+	}
+}
