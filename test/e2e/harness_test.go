@@ -22,6 +22,8 @@
 //     purpose, never with the python3 that comes first on PATH. If slixmpp
 //     is missing the tests that need it are skipped, unless the environment
 //     variable CI is "true", in which case they fail.
+//   - Node.js (20+) and npm for the xmpp.js WebSocket test: test/e2e/js is
+//     installed with `npm ci` (the test runs it itself when needed).
 //   - Nothing else: all traffic stays on 127.0.0.1, every server listens on
 //     ports chosen by the kernel (127.0.0.1:0) and logs the real addresses.
 //
