@@ -641,6 +641,19 @@ func TestWebSocketPanicContained(t *testing.T) {
 	}})
 
 	bad := e.mustDial()
+	// The server makes the session after answering the upgrade: wait until
+	// the first (panicking) one belongs to bad before dialing good.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		n := len(sessions)
+		mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no session was made for the first connection")
+		}
+	}
 	good := e.mustDial()
 	bad.send(`<anything/>`)
 	_ = bad.expectClosed()
