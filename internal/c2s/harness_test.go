@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 
-	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -29,6 +28,7 @@ import (
 	"github.com/parley-im/parley/internal/sasl"
 	"github.com/parley-im/parley/internal/store"
 	"github.com/parley-im/parley/internal/store/pebble"
+	"github.com/parley-im/parley/internal/xmlcodec"
 	"github.com/parley-im/parley/internal/xmlstream"
 	"github.com/parley-im/parley/stanza"
 )
@@ -43,63 +43,10 @@ const (
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// xmlCodec adapts xmlstream to c2s.Codec, as internal/server does.
-type xmlCodec struct{ dec *xmlstream.Decoder }
+// The session's codec and the router's storage format are the server's own.
+func newXMLCodec() *xmlcodec.Stream { return xmlcodec.New(0) }
 
-func newXMLCodec() *xmlCodec { return &xmlCodec{dec: xmlstream.NewDecoder(xmlstream.DefaultLimits())} }
-
-func (c *xmlCodec) Feed(p []byte) error { return c.dec.Feed(p) }
-func (c *xmlCodec) Reset()              { c.dec.Reset() }
-
-func (c *xmlCodec) Next() (c2s.Event, bool, error) {
-	tok, ok, err := c.dec.Next()
-	if err != nil || !ok {
-		return c2s.Event{}, ok, err
-	}
-	switch tok.Kind {
-	case xmlstream.KindStreamOpen:
-		h := tok.Header
-		return c2s.Event{Kind: c2s.EventOpen, Header: c2s.Header{
-			To: h.To, From: h.From, ID: h.ID, Version: h.Version, Lang: h.Lang, NS: h.NS,
-		}}, true, nil
-	case xmlstream.KindStreamClose:
-		return c2s.Event{Kind: c2s.EventClose}, true, nil
-	default:
-		return c2s.Event{Kind: c2s.EventElement, Element: tok.Element}, true, nil
-	}
-}
-
-func (c *xmlCodec) AppendOpen(dst []byte, h c2s.Header) []byte {
-	return xmlstream.AppendStreamOpen(dst, xmlstream.Header{
-		NS: h.NS, To: h.To, From: h.From, ID: h.ID, Version: h.Version, Lang: h.Lang,
-	})
-}
-
-func (c *xmlCodec) AppendElement(dst []byte, el *stanza.Element) []byte {
-	return xmlstream.AppendElement(dst, el, stanza.NSClient)
-}
-
-func (c *xmlCodec) AppendClose(dst []byte) []byte { return xmlstream.AppendStreamClose(dst) }
-
-// storeCodec is the router's queue format (self-contained XML).
-type storeCodec struct{}
-
-func (storeCodec) Marshal(el *stanza.Element) []byte { return xmlstream.AppendElement(nil, el, "") }
-
-func (storeCodec) Unmarshal(b []byte) (*stanza.Element, error) {
-	return parseOne(b)
-}
-
-func parseOne(b []byte) (*stanza.Element, error) {
-	els, err := parseElements(string(b))
-	if err != nil {
-		return nil, err
-	}
-	if len(els) != 1 {
-		return nil, fmt.Errorf("want one element, got %d", len(els))
-	}
-	return els[0], nil
-}
+var storeCodec = xmlstream.Storage{}
 
 var streamOpenRE = regexp.MustCompile(`(<\?xml[^>]*\?>)?<stream:stream[^>]*>`)
 
@@ -319,7 +266,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := router.New(router.Config{Domain: domain, Store: st, Codec: storeCodec{}, Logger: quietLog, MaxSessionsPerUser: o.maxSessions})
+	r, err := router.New(router.Config{Domain: domain, Store: st, Codec: storeCodec, Logger: quietLog, MaxSessionsPerUser: o.maxSessions})
 	if err != nil {
 		t.Fatal(err)
 	}

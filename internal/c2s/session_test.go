@@ -9,6 +9,7 @@ import (
 
 	"github.com/parley-im/parley/internal/c2s"
 	"github.com/parley-im/parley/internal/router"
+	"github.com/parley-im/parley/internal/xmlcodec"
 	"github.com/parley-im/parley/jid"
 	"github.com/parley-im/parley/stanza"
 )
@@ -769,13 +770,13 @@ func TestStanzaRateShaping(t *testing.T) {
 
 // boomCodec is the XML codec with an encoder that panics on any element
 // carrying a child in the urn:example:boom namespace: a bug in an encoder.
-type boomCodec struct{ *xmlCodec }
+type boomCodec struct{ *xmlcodec.Stream }
 
 func (c boomCodec) AppendElement(dst []byte, el *stanza.Element) []byte {
 	if el.ChildNS("urn:example:boom") != nil {
 		panic("encoder bug")
 	}
-	return c.xmlCodec.AppendElement(dst, el)
+	return c.Stream.AppendElement(dst, el)
 }
 
 // TestEncoderPanicContained: a panic while encoding output for bob (under

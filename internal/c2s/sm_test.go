@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/internal/c2s"
+	"github.com/parley-im/parley/internal/xmlcodec"
 	"github.com/parley-im/parley/jid"
 	"github.com/parley-im/parley/stanza"
 )
@@ -888,13 +889,13 @@ func TestSMResumeKeepsStanzasAfterWriteFailure(t *testing.T) {
 // slowCodec is the XML codec taking its time over messages with id
 // "slow", while it holds the session's output lock: senders queue up on
 // the lock, as they do behind a large stanza.
-type slowCodec struct{ *xmlCodec }
+type slowCodec struct{ *xmlcodec.Stream }
 
 func (c slowCodec) AppendElement(dst []byte, el *stanza.Element) []byte {
 	if el.ID() == "slow" {
 		time.Sleep(2 * time.Millisecond)
 	}
-	return c.xmlCodec.AppendElement(dst, el)
+	return c.Stream.AppendElement(dst, el)
 }
 
 // TestSMEnableCountsEveryStanzaAfterEnabled: stanzas routed to a session

@@ -2,7 +2,6 @@ package router_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
@@ -24,32 +23,8 @@ const domain = "example.com"
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// storeCodec is the queue's storage format: self-contained XML.
-type storeCodec struct{}
-
-func (storeCodec) Marshal(el *stanza.Element) []byte { return xmlstream.AppendElement(nil, el, "") }
-
-func (storeCodec) Unmarshal(b []byte) (*stanza.Element, error) {
-	d := xmlstream.NewDecoder(xmlstream.DefaultLimits())
-	if err := d.Feed([]byte(`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`)); err != nil {
-		return nil, err
-	}
-	if err := d.Feed(b); err != nil {
-		return nil, err
-	}
-	for {
-		tok, ok, err := d.Next()
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, fmt.Errorf("truncated stored stanza")
-		}
-		if tok.Kind == xmlstream.KindElement {
-			return tok.Element, nil
-		}
-	}
-}
+// storeCodec is the server's storage format for queued stanzas.
+var storeCodec = xmlstream.Storage{}
 
 // fakeSession is a router.Session that records what it is given.
 type fakeSession struct {
@@ -137,7 +112,7 @@ func newEnv(t *testing.T, o opts, users ...string) *env {
 	r, err := router.New(router.Config{
 		Domain:             domain,
 		Store:              st,
-		Codec:              storeCodec{},
+		Codec:              storeCodec,
 		Logger:             quietLog,
 		MaxOfflineMessages: o.maxOffline,
 		MaxSessionsPerUser: o.maxSessions,

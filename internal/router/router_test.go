@@ -598,7 +598,7 @@ func TestRouterConfig(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, opts{})
 	for _, d := range []string{"", "user@example.com", "example.com/res"} {
-		if _, err := router.New(router.Config{Domain: d, Store: e.st, Codec: storeCodec{}}); err == nil {
+		if _, err := router.New(router.Config{Domain: d, Store: e.st, Codec: storeCodec}); err == nil {
 			t.Errorf("domain %q accepted", d)
 		}
 	}

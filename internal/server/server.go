@@ -32,6 +32,8 @@ import (
 	"github.com/parley-im/parley/internal/listener"
 	"github.com/parley-im/parley/internal/router"
 	"github.com/parley-im/parley/internal/store/pebble"
+	"github.com/parley-im/parley/internal/xmlcodec"
+	"github.com/parley-im/parley/internal/xmlstream"
 )
 
 // Name is what the server calls itself (XEP-0092, disco identity).
@@ -107,7 +109,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.store = st
 
-	codec := newStoreCodec(cfg.MaxStanzaSize)
+	codec := xmlstream.NewStorage(cfg.MaxStanzaSize)
 	r, err := router.New(router.Config{
 		Domain:             cfg.Domain,
 		Store:              st,
@@ -246,7 +248,7 @@ func ensureSecret(dir string) ([]byte, error) {
 func (s *Server) newSession(c *listener.Conn, alpn string) (listener.Session, error) {
 	switch alpn {
 	case "", ALPNXMPP:
-		return c2s.New(s.sessCfg, c, newXMLCodec(s.cfg.MaxStanzaSize)), nil
+		return c2s.New(s.sessCfg, c, xmlcodec.New(s.cfg.MaxStanzaSize)), nil
 	case ALPNBinary:
 		return c2s.New(s.sessCfg, c, newBinCodec(s.cfg.MaxStanzaSize)), nil
 	}

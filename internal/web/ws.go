@@ -88,6 +88,7 @@ import (
 
 	"github.com/parley-im/parley/internal/c2s"
 	"github.com/parley-im/parley/internal/listener"
+	"github.com/parley-im/parley/internal/xmlcodec"
 	"github.com/parley-im/parley/internal/xmlstream"
 	"github.com/parley-im/parley/stanza"
 )
@@ -619,17 +620,7 @@ func (c *wsCodec) Next() (c2s.Event, bool, error) {
 	if err != nil || !ok {
 		return c2s.Event{}, ok, err
 	}
-	switch tok.Kind {
-	case xmlstream.KindStreamOpen:
-		h := tok.Header
-		return c2s.Event{Kind: c2s.EventOpen, Header: c2s.Header{
-			To: h.To, From: h.From, ID: h.ID, Version: h.Version, Lang: h.Lang, NS: h.NS,
-		}}, true, nil
-	case xmlstream.KindStreamClose:
-		return c2s.Event{Kind: c2s.EventClose}, true, nil
-	default:
-		return c2s.Event{Kind: c2s.EventElement, Element: tok.Element}, true, nil
-	}
+	return xmlcodec.Event(tok), true, nil
 }
 
 // wsBeginFrame reserves the length prefix of one element; wsEndFrame fills it.

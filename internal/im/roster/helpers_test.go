@@ -3,7 +3,6 @@ package roster_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -28,31 +27,8 @@ var (
 	quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 )
 
-type storeCodec struct{}
-
-func (storeCodec) Marshal(el *stanza.Element) []byte { return xmlstream.AppendElement(nil, el, "") }
-
-func (storeCodec) Unmarshal(b []byte) (*stanza.Element, error) {
-	d := xmlstream.NewDecoder(xmlstream.DefaultLimits())
-	if err := d.Feed([]byte(`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`)); err != nil {
-		return nil, err
-	}
-	if err := d.Feed(b); err != nil {
-		return nil, err
-	}
-	for {
-		tok, ok, err := d.Next()
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, fmt.Errorf("truncated stored stanza")
-		}
-		if tok.Kind == xmlstream.KindElement {
-			return tok.Element, nil
-		}
-	}
-}
+// storeCodec is the server's storage format for queued stanzas.
+var storeCodec = xmlstream.Storage{}
 
 // session is a fake bound client session with what the roster module
 // needs beyond router.Session.
@@ -105,7 +81,7 @@ func newEnv(t *testing.T, users ...string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := router.New(router.Config{Domain: domain, Store: st, Codec: storeCodec{}, Logger: quietLog})
+	r, err := router.New(router.Config{Domain: domain, Store: st, Codec: storeCodec, Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}
