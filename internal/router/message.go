@@ -59,7 +59,7 @@ func (r *Router) routeMessage(ctx context.Context, from, to jid.JID, el *stanza.
 	typ := el.Type()
 	if to.Resource() != "" {
 		if s := r.Session(to); s != nil {
-			r.deliverMessage(ctx, to, el, []Session{s})
+			r.deliverMessage(ctx, to, el, func() []Session { return []Session{s} })
 			return
 		}
 		// RFC 6121 §8.5.3.2.1: no such resource.
@@ -91,7 +91,7 @@ func (r *Router) routeMessage(ctx context.Context, from, to jid.JID, el *stanza.
 	case "error":
 		return
 	}
-	r.deliverMessage(ctx, to, el, r.bareTargets(to.Local(), typ))
+	r.deliverMessage(ctx, to, el, func() []Session { return r.bareTargets(to.Local(), typ) })
 }
 
 // bareTargets chooses the resources a message to a bare JID goes to: the
@@ -126,7 +126,12 @@ func (r *Router) bareTargets(user, typ string) []Session {
 // the target sessions; the queue entry is deleted once one of them has
 // delivered it. With no target the message waits in the queue for the
 // recipient's next initial presence (XEP-0160).
-func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Element, targets []Session) {
+//
+// targets is evaluated only after the append: a resource that becomes
+// available while the append commits either is among the targets or finds
+// the message in its initial-presence queue scan. Choosing the targets
+// before the append left a window in which it was neither.
+func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Element, targetsFn func() []Session) {
 	bare := to.Bare().String()
 	el = el.ShallowCopy()
 	carbons := carbonEligible(el) // XEP-0280 §6, before <private/> goes
@@ -142,6 +147,7 @@ func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Elem
 	el.Append(stanza.New("stanza-id", stanza.NSStanzaID).SetAttr("id", r.newID()).SetAttr("by", bare))
 
 	if !storable(el) {
+		targets := targetsFn()
 		for _, s := range targets {
 			if s.Deliver(el, nil) {
 				r.Stats.Delivered.Add(1)
@@ -170,6 +176,7 @@ func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Elem
 		return
 	}
 	r.Stats.Enqueued.Add(1)
+	targets := targetsFn()
 	if carbons {
 		r.copyReceived(to, el, targets) // XEP-0280 §8
 	}
