@@ -140,6 +140,7 @@ type Router struct {
 	serverIQ map[string]IQHandler
 	userIQ   map[string]IQHandler
 	presence PresenceHandler
+	domains  map[string]DomainHandler // served subdomains (components), by domain
 	carbons  sync.Map // jid.JID (full) → the Session that enabled carbons (XEP-0280)
 	now      func() time.Time
 	newID    func() string
@@ -170,6 +171,7 @@ func New(cfg Config) (*Router, error) {
 		seed:     maphash.MakeSeed(),
 		serverIQ: map[string]IQHandler{},
 		userIQ:   map[string]IQHandler{},
+		domains:  map[string]DomainHandler{},
 		now:      cfg.Now,
 		newID:    cfg.IDGen,
 	}
@@ -205,6 +207,26 @@ func (r *Router) HandleUserIQ(ns string, h IQHandler) {
 	r.mu.Lock()
 	r.userIQ[ns] = h
 	r.mu.Unlock()
+}
+
+// DomainHandler takes every stanza addressed to a JID of a domain it serves
+// (e.g. conference.example.org for group chat). from is already stamped by
+// the sender's session; the handler owns el from then on and must not block
+// the caller for long.
+type DomainHandler func(ctx context.Context, from, to jid.JID, el *stanza.Element)
+
+// HandleDomain makes h the handler of every stanza addressed to domain, a
+// service hosted beside the served domain (a subdomain component).
+func (r *Router) HandleDomain(domain string, h DomainHandler) {
+	r.mu.Lock()
+	r.domains[domain] = h
+	r.mu.Unlock()
+}
+
+func (r *Router) domainHandler(domain string) DomainHandler {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.domains[domain]
 }
 
 // SetPresenceHandler installs the subscription/probe handler.
@@ -367,6 +389,10 @@ func (r *Router) Route(ctx context.Context, el *stanza.Element) {
 		to = from.Bare()
 	}
 	if !r.IsLocal(to) {
+		if h := r.domainHandler(to.Domain()); h != nil {
+			h(ctx, from, to, el)
+			return
+		}
 		r.bounce(ctx, from, el, stanza.ErrRemoteServerNotFound)
 		return
 	}
