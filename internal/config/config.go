@@ -92,6 +92,16 @@ type Config struct {
 	// (scheme://host[:port]) allowed to open XMPP over WebSocket; empty
 	// allows any (login happens inside the stream, never with cookies).
 	WebSocketOrigins string `yaml:"websocket-origins"`
+	// ArchiveRetention is how long messages stay in the message archive
+	// (XEP-0313); 0 turns archiving off.
+	ArchiveRetention time.Duration `yaml:"archive-retention"`
+	// MUCDomain is the group chat service's domain (XEP-0045); empty turns
+	// group chat off. The default is conference.<domain>.
+	MUCDomain string `yaml:"muc-domain"`
+	// MUCMaxRooms caps the rooms of the group chat service.
+	MUCMaxRooms int `yaml:"muc-max-rooms"`
+	// MUCMaxOccupants caps the occupants of one room.
+	MUCMaxOccupants int `yaml:"muc-max-occupants"`
 }
 
 // Origins returns WebSocketOrigins as a list.
@@ -103,6 +113,24 @@ func (c *Config) Origins() []string {
 		}
 	}
 	return out
+}
+
+// DefaultMUCDomain stands for conference.<domain> until the domain is known;
+// MUCDomainOff disables group chat.
+const (
+	DefaultMUCDomain = "conference.<domain>"
+	MUCDomainOff     = "off"
+)
+
+// MUC returns the group chat service's domain, or "" when it is off.
+func (c *Config) MUC() string {
+	switch c.MUCDomain {
+	case MUCDomainOff, "":
+		return ""
+	case DefaultMUCDomain:
+		return "conference." + c.Domain
+	}
+	return c.MUCDomain
 }
 
 // Allowed values of the enumerated settings.
@@ -146,6 +174,10 @@ func Default() *Config {
 		WriteTimeout:        30 * time.Second,
 		ShutdownTimeout:     10 * time.Second,
 		ResumeTimeout:       300 * time.Second,
+		ArchiveRetention:    720 * time.Hour,
+		MUCDomain:           DefaultMUCDomain,
+		MUCMaxRooms:         100000,
+		MUCMaxOccupants:     10000,
 	}
 }
 
@@ -200,6 +232,10 @@ var settings = []setting{
 	{"write-timeout", "drop a client that does not take a write within `DURATION`", dur(func(c *Config) *time.Duration { return &c.WriteTimeout })},
 	{"shutdown-timeout", "on SIGTERM/SIGINT, drain sessions and flush the store within `DURATION`", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 	{"resume-timeout", "keep a detached session resumable (XEP-0198) for `DURATION` (0: no resumption)", dur(func(c *Config) *time.Duration { return &c.ResumeTimeout })},
+	{"archive-retention", "keep archived messages (XEP-0313) for `DURATION` (0: no archive)", dur(func(c *Config) *time.Duration { return &c.ArchiveRetention })},
+	{"muc-domain", "group chat service `DOMAIN` (default conference.<domain>; \"off\" disables group chat)", str(func(c *Config) *string { return &c.MUCDomain })},
+	{"muc-max-rooms", "rooms the group chat service holds, `N`", num(func(c *Config) *int { return &c.MUCMaxRooms })},
+	{"muc-max-occupants", "occupants of one room, `N`", num(func(c *Config) *int { return &c.MUCMaxOccupants })},
 	{"websocket-origins", "comma-separated browser `ORIGINS` allowed on /xmpp-websocket, e.g. https://chat.example.org (empty: any)", str(func(c *Config) *string { return &c.WebSocketOrigins })},
 }
 

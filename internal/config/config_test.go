@@ -68,6 +68,8 @@ func TestDefaults(t *testing.T) {
 		{"max-stanza-size", d.MaxStanzaSize, 262144},
 		{"offline-expiry", d.OfflineExpiry, 720 * time.Hour},
 		{"resume-timeout", d.ResumeTimeout, 300 * time.Second},
+		{"archive-retention", d.ArchiveRetention, 720 * time.Hour},
+		{"muc-domain", d.MUC(), "conference.localhost"},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -554,6 +556,36 @@ func TestFormatDuration(t *testing.T) {
 		}
 		if back, err := time.ParseDuration(got); err != nil || back != d {
 			t.Errorf("%s does not round-trip: %v %v", got, back, err)
+		}
+	}
+}
+
+func TestMUCDomain(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		want    string
+		problem string
+	}{
+		{[]string{"--domain", "chat.example.org"}, "conference.chat.example.org", ""},
+		{[]string{"--muc-domain", "rooms.example.org"}, "rooms.example.org", ""},
+		{[]string{"--muc-domain", "off"}, "", ""},
+		{[]string{"--muc-domain", "localhost"}, "", "muc-domain: must differ from the served domain"},
+		{[]string{"--muc-domain", "bad domain"}, "", "muc-domain:"},
+		{[]string{"--muc-max-occupants", "1"}, "", "muc-max-occupants: 1 is too small"},
+	} {
+		cfg, err := Load(tc.args, nil)
+		if tc.problem != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.problem) {
+				t.Errorf("%v: error %v, want one containing %q", tc.args, err, tc.problem)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%v: %v", tc.args, err)
+			continue
+		}
+		if got := cfg.MUC(); got != tc.want {
+			t.Errorf("%v: MUC() = %q, want %q", tc.args, got, tc.want)
 		}
 	}
 }

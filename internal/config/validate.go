@@ -110,6 +110,18 @@ func (c *Config) validate(sources map[string]string) []string {
 	durationAtLeast("write-timeout", c.WriteTimeout, false)
 	durationAtLeast("shutdown-timeout", c.ShutdownTimeout, false)
 	durationAtLeast("resume-timeout", c.ResumeTimeout, true)
+	durationAtLeast("archive-retention", c.ArchiveRetention, true)
+	atLeast("muc-max-rooms", c.MUCMaxRooms, 1)
+	atLeast("muc-max-occupants", c.MUCMaxOccupants, 2)
+	// conference.<domain> is valid whenever the domain is; only a domain
+	// given explicitly is checked on its own.
+	if m := c.MUC(); m != "" && c.MUCDomain != DefaultMUCDomain {
+		if err := checkDomain(m); err != nil {
+			bad("muc-domain", "%s", err)
+		} else if m == c.Domain {
+			bad("muc-domain", "must differ from the served domain %q", c.Domain)
+		}
+	}
 	for _, o := range c.Origins() {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
 			bad("websocket-origins", "%q is not an origin (want scheme://host[:port])", o)

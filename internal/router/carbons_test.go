@@ -13,15 +13,15 @@ import (
 // account), the user's bare JID or the domain, and returns the reply.
 func carbonsIQ(t *testing.T, e *env, s *fakeSession, to, op, typ string) *stanza.Element {
 	t.Helper()
-	iq := stanza.New("iq", stanza.NSClient).SetAttr("from", s.j.String()).SetAttr("type", typ).SetAttr("id", "c1").
+	iq := stanza.New("iq", stanza.NSClient).SetAttr("from", s.JID().String()).SetAttr("type", typ).SetAttr("id", "c1").
 		Append(stanza.New(op, carbons.NS))
 	if to != "" {
 		iq.SetAttr("to", to)
 	}
 	e.r.Route(ctx, iq)
-	got, _ := s.received()
+	got, _ := s.TakeAcks()
 	if len(got) != 1 || got[0].Name != "iq" || got[0].ID() != "c1" {
-		t.Fatalf("%s %s to %q: %s got %v, want one iq reply", typ, op, to, s.j, got)
+		t.Fatalf("%s %s to %q: %s got %v, want one iq reply", typ, op, to, s.JID(), got)
 	}
 	return got[0]
 }
@@ -29,7 +29,7 @@ func carbonsIQ(t *testing.T, e *env, s *fakeSession, to, op, typ string) *stanza
 func enableCarbons(t *testing.T, e *env, s *fakeSession) {
 	t.Helper()
 	if r := carbonsIQ(t, e, s, "", "enable", "set"); r.Type() != "result" {
-		t.Fatalf("enable carbons for %s: %v", s.j, r)
+		t.Fatalf("enable carbons for %s: %v", s.JID(), r)
 	}
 }
 
@@ -44,31 +44,31 @@ func carbonsEnv(t *testing.T) *env {
 // carbon wrapping a message with body, and returns the forwarded message.
 func wantCarbon(t *testing.T, s *fakeSession, kind, body string) *stanza.Element {
 	t.Helper()
-	got, acks := s.received()
+	got, acks := s.TakeAcks()
 	if len(got) != 1 {
-		t.Fatalf("%s got %d stanzas %v, want one %s carbon", s.j, len(got), got, kind)
+		t.Fatalf("%s got %d stanzas %v, want one %s carbon", s.JID(), len(got), got, kind)
 	}
 	c := got[0]
 	if acks[0] != nil {
-		t.Errorf("%s: carbon delivered with a queue ack", s.j)
+		t.Errorf("%s: carbon delivered with a queue ack", s.JID())
 	}
-	if c.Name != "message" || c.From() != s.j.Bare().String() || c.To() != s.j.String() {
-		t.Errorf("%s: carbon envelope from=%q to=%q", s.j, c.From(), c.To())
+	if c.Name != "message" || c.From() != s.JID().Bare().String() || c.To() != s.JID().String() {
+		t.Errorf("%s: carbon envelope from=%q to=%q", s.JID(), c.From(), c.To())
 	}
 	w := c.Child(kind, carbons.NS)
 	if w == nil {
-		t.Fatalf("%s: no <%s/> in %v", s.j, kind, c)
+		t.Fatalf("%s: no <%s/> in %v", s.JID(), kind, c)
 	}
 	f := w.Child("forwarded", router.NSForward)
 	if f == nil || f.Child("message", stanza.NSClient) == nil {
-		t.Fatalf("%s: no forwarded message in %v", s.j, c)
+		t.Fatalf("%s: no forwarded message in %v", s.JID(), c)
 	}
 	m := f.Child("message", stanza.NSClient)
 	if c.Type() != m.Type() {
-		t.Errorf("%s: carbon type %q, forwarded type %q", s.j, c.Type(), m.Type())
+		t.Errorf("%s: carbon type %q, forwarded type %q", s.JID(), c.Type(), m.Type())
 	}
 	if m.ChildText("body", stanza.NSClient) != body {
-		t.Errorf("%s: forwarded body %q, want %q", s.j, m.ChildText("body", stanza.NSClient), body)
+		t.Errorf("%s: forwarded body %q, want %q", s.JID(), m.ChildText("body", stanza.NSClient), body)
 	}
 	return m
 }
@@ -76,17 +76,17 @@ func wantCarbon(t *testing.T, s *fakeSession, kind, body string) *stanza.Element
 func wantNothing(t *testing.T, what string, ss ...*fakeSession) {
 	t.Helper()
 	for _, s := range ss {
-		if got, _ := s.received(); len(got) != 0 {
-			t.Errorf("%s: %s got %v", what, s.j, got)
+		if got, _ := s.TakeAcks(); len(got) != 0 {
+			t.Errorf("%s: %s got %v", what, s.JID(), got)
 		}
 	}
 }
 
 func wantOriginal(t *testing.T, s *fakeSession, body string) *stanza.Element {
 	t.Helper()
-	got, _ := s.received()
+	got, _ := s.TakeAcks()
 	if len(got) != 1 || got[0].ChildText("body", stanza.NSClient) != body || got[0].Child("received", carbons.NS) != nil {
-		t.Fatalf("%s got %v, want the original %q", s.j, got, body)
+		t.Fatalf("%s got %v, want the original %q", s.JID(), got, body)
 	}
 	return got[0]
 }
@@ -96,7 +96,7 @@ func TestCarbonsEnableDisable(t *testing.T) {
 	e := carbonsEnv(t)
 	a := e.bind("alice@example.com/a", true, 0)
 	e.bind("bob@example.com/x", true, 0)
-	aj := a.j
+	aj := a.JID()
 	if e.r.CarbonsEnabled(aj) {
 		t.Fatal("carbons on before enable")
 	}
@@ -161,7 +161,7 @@ func TestCarbonsReceived(t *testing.T) {
 	cs := msg("bob@example.com/x", "alice@example.com/a", "chat", "")
 	cs.Append(stanza.New("composing", "http://jabber.org/protocol/chatstates"))
 	e.r.Route(ctx, cs)
-	if got, _ := a.received(); len(got) != 1 {
+	if got, _ := a.TakeAcks(); len(got) != 1 {
 		t.Fatalf("chat state: a got %v", got)
 	}
 	wantCarbon(t, b, "received", "")
@@ -256,7 +256,7 @@ func TestCarbonsNotEligible(t *testing.T) {
 		m := msg("alice@example.com/a", "bob@example.com/x", typ, body)
 		m.Append(stanza.New("x", "urn:example"))
 		e.r.Route(ctx, m)
-		if got, _ := bob.received(); len(got) != 1 {
+		if got, _ := bob.TakeAcks(); len(got) != 1 {
 			t.Fatalf("%s: bob got %v", typ, got)
 		}
 		wantNothing(t, typ, a, b, bob2)
@@ -266,7 +266,7 @@ func TestCarbonsNotEligible(t *testing.T) {
 		m := msg("alice@example.com/a", "bob@example.com/x", "chat", "p")
 		m.Append(payload)
 		e.r.Route(ctx, m)
-		if got, _ := bob.received(); len(got) != 1 || got[0].From() != "alice@example.com/a" {
+		if got, _ := bob.TakeAcks(); len(got) != 1 || got[0].From() != "alice@example.com/a" {
 			t.Fatalf("%s: bob got %v", payload.NS, got)
 		}
 		wantNothing(t, payload.NS, a, b, bob2)
@@ -282,11 +282,11 @@ func TestCarbonsEndWithSession(t *testing.T) {
 	b := e.bind("alice@example.com/b", true, 0)
 	enableCarbons(t, e, b)
 	e.r.Unbind(b)
-	if e.r.CarbonsEnabled(b.j) {
+	if e.r.CarbonsEnabled(b.JID()) {
 		t.Fatal("carbons still on after unbind")
 	}
 	b2 := e.bind("alice@example.com/b", true, 0)
-	if e.r.CarbonsEnabled(b2.j) {
+	if e.r.CarbonsEnabled(b2.JID()) {
 		t.Fatal("a new session inherited carbons")
 	}
 	e.r.Route(ctx, msg("bob@example.com/x", "alice@example.com/a", "chat", "hi"))
@@ -301,7 +301,7 @@ func TestCarbonsEndWithSession(t *testing.T) {
 		t.Fatalf("replace: %v %v", old, err)
 	}
 	e.r.Unbind(b2)
-	if e.r.CarbonsEnabled(b3.j) {
+	if e.r.CarbonsEnabled(b3.JID()) {
 		t.Fatal("the replacing session inherited carbons")
 	}
 	e.r.Route(ctx, msg("bob@example.com/x", "alice@example.com/a", "chat", "hi"))

@@ -123,8 +123,11 @@ func (r *Router) bareTargets(user, typ string) []Session {
 
 // deliverMessage stamps a XEP-0359 stanza id and, for storable messages,
 // appends the message to the recipient's durable queue before handing it to
-// the target sessions; the queue entry is deleted once one of them has
-// delivered it. With no target the message waits in the queue for the
+// the target sessions; the queue entry is deleted once every one of them
+// has acknowledged it. A target that refuses the stanza (closing, or its
+// buffer full) or ends before acknowledging leaves the entry queued, and
+// the next initial presence of any of the user's devices delivers it again:
+// at-least-once, with the stanza id for clients to drop duplicates. With no target the message waits in the queue for the
 // recipient's next initial presence (XEP-0160).
 //
 // targets is evaluated only after the append: a resource that becomes
@@ -144,7 +147,8 @@ func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Elem
 		kept = append(kept, c)
 	}
 	el.Children = kept
-	el.Append(stanza.New("stanza-id", stanza.NSStanzaID).SetAttr("id", r.newID()).SetAttr("by", bare))
+	sid := r.newID()
+	el.Append(stanza.New("stanza-id", stanza.NSStanzaID).SetAttr("id", sid).SetAttr("by", bare))
 
 	if !storable(el) {
 		targets := targetsFn()
@@ -176,6 +180,7 @@ func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Elem
 		return
 	}
 	r.Stats.Enqueued.Add(1)
+	r.archive(ctx, to, sid, el)
 	targets := targetsFn()
 	if carbons {
 		r.copyReceived(to, el, targets) // XEP-0280 §8
@@ -183,7 +188,7 @@ func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Elem
 	if len(targets) == 0 {
 		return
 	}
-	ack := &Ack{r: r, user: to.Local(), seq: seq}
+	ack := r.newAck(to.Local(), seq, len(targets))
 	for _, s := range targets {
 		if s.Deliver(el, ack) {
 			r.Stats.Delivered.Add(1)
@@ -278,7 +283,7 @@ func (r *Router) flushPages(ctx context.Context, s Session, after uint64, delive
 					SetAttr("stamp", it.Stored.UTC().Format("2006-01-02T15:04:05.000Z")).
 					AppendText("Offline Storage"))
 			}
-			if !deliver(el, &Ack{r: r, user: user, seq: it.Seq}) {
+			if !deliver(el, r.newAck(user, it.Seq, 1)) {
 				return nil, nil // session closing or full: the rest stays queued
 			}
 			r.Stats.Redelivered.Add(1)

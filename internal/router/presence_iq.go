@@ -56,6 +56,9 @@ func (r *Router) routeIQ(ctx context.Context, from, to jid.JID, el *stanza.Eleme
 		return
 	}
 	if !request {
+		if to.Local() == "" {
+			r.resolveIQ(from, el) // a response to Router.SendIQ
+		}
 		return // results and errors to the server or a bare JID end here
 	}
 	payload := firstElement(el)

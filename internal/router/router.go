@@ -43,19 +43,27 @@ type Session interface {
 	Kick(err *stanza.StreamError)
 }
 
-// Ack names a durable queue entry that a session acknowledges once the
-// stanza carrying it has been delivered.
+// Ack names a durable queue entry that sessions acknowledge once the stanza
+// carrying it has been delivered. A live delivery hands one Ack to every
+// target device; the entry is deleted when all of them have acknowledged
+// it (see docs/durability.md, "Several devices").
 type Ack struct {
-	r    *Router
-	user string
-	seq  uint64
-	done atomic.Bool
+	r       *Router
+	user    string
+	seq     uint64
+	pending atomic.Int32 // target devices that have not acknowledged yet
 }
 
-// Done deletes the queue entry; calls after the first are no-ops, so several
-// resources delivering the same message delete it once.
+func (r *Router) newAck(user string, seq uint64, devices int) *Ack {
+	a := &Ack{r: r, user: user, seq: seq}
+	a.pending.Store(int32(devices))
+	return a
+}
+
+// Done records one device's acknowledgement; the last one deletes the
+// queue entry. Each session that was handed the Ack calls Done at most once.
 func (a *Ack) Done() {
-	if a == nil || !a.done.CompareAndSwap(false, true) {
+	if a == nil || a.pending.Add(-1) != 0 {
 		return
 	}
 	a.r.Stats.Acked.Add(1)
@@ -140,10 +148,14 @@ type Router struct {
 	serverIQ map[string]IQHandler
 	userIQ   map[string]IQHandler
 	presence PresenceHandler
+	blocker  Blocker
+	archiver Archiver
+	unbound  []func(full jid.JID)     // observers of sessions leaving the registry
 	domains  map[string]DomainHandler // served subdomains (components), by domain
-	carbons  sync.Map // jid.JID (full) → the Session that enabled carbons (XEP-0280)
+	carbons  sync.Map                 // jid.JID (full) → the Session that enabled carbons (XEP-0280)
 	now      func() time.Time
 	newID    func() string
+	iqs      iqClient // server-originated iqs awaiting a response (iqclient.go)
 }
 
 // PresenceHandler handles presence stanzas addressed to a local user's bare
@@ -278,17 +290,40 @@ func (r *Router) Bind(s Session) (replaced Session, err error) {
 	return nil, nil
 }
 
+// OnUnbind registers f to be told the full JID of every session that leaves
+// the registry (modules forget per-resource state: caps, pushes, rooms).
+// Register before the server starts; f must not block.
+func (r *Router) OnUnbind(f func(full jid.JID)) {
+	r.mu.Lock()
+	r.unbound = append(r.unbound, f)
+	r.mu.Unlock()
+}
+
 // Unbind removes the session if it is still the one bound to its JID.
 func (r *Router) Unbind(s Session) {
 	r.dropCarbons(s)
+	j := s.JID()
+	if !r.unbind(s) {
+		return
+	}
+	r.mu.RLock()
+	obs := r.unbound
+	r.mu.RUnlock()
+	for _, f := range obs {
+		f(j)
+	}
+}
+
+func (r *Router) unbind(s Session) bool {
 	j := s.JID()
 	sh := r.shardOf(j.Local())
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	u := sh.users[j.Local()]
 	if u == nil {
-		return
+		return false
 	}
+	found := false
 	for i, cur := range u.sessions {
 		if cur == s {
 			last := len(u.sessions) - 1
@@ -296,12 +331,14 @@ func (r *Router) Unbind(s Session) {
 			u.sessions[last] = nil
 			u.sessions = u.sessions[:last]
 			r.count.Add(-1)
+			found = true
 			break
 		}
 	}
 	if len(u.sessions) == 0 {
 		delete(sh.users, j.Local())
 	}
+	return found
 }
 
 // SessionCount returns the number of bound sessions on this node.
@@ -387,6 +424,9 @@ func (r *Router) Route(ctx context.Context, el *stanza.Element) {
 		// RFC 6120 §10.3: no to means the sender's own bare JID
 		// (or, for presence, a broadcast handled by the roster module).
 		to = from.Bare()
+	}
+	if r.blocked(ctx, from, to, el) {
+		return
 	}
 	if !r.IsLocal(to) {
 		if h := r.domainHandler(to.Domain()); h != nil {

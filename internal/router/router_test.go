@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/internal/router"
+	"github.com/parley-im/parley/internal/router/routertest"
 	"github.com/parley-im/parley/jid"
 	"github.com/parley-im/parley/stanza"
 )
@@ -57,7 +58,7 @@ func TestBareJIDRouting(t *testing.T) {
 				want[r] = true
 			}
 			for res, s := range byRes {
-				got, acks := s.received()
+				got, acks := s.TakeAcks()
 				if want[res] != (len(got) == 1) || len(got) > 1 {
 					t.Errorf("resource %s got %d messages, want delivery %v", res, len(got), want[res])
 					continue
@@ -71,7 +72,7 @@ func TestBareJIDRouting(t *testing.T) {
 					}
 				}
 			}
-			if got, _ := sender.received(); len(got) != 0 {
+			if got, _ := sender.TakeAcks(); len(got) != 0 {
 				t.Errorf("sender got %d stanzas (bounce?): %v", len(got), got[0])
 			}
 			if d := e.depth("bob"); d != tc.queued {
@@ -112,7 +113,7 @@ func TestFullJIDMissingResource(t *testing.T) {
 			}
 			e.r.Route(ctx, msg("alice@example.com/desk", "bob@example.com/gone", tc.typ, "hello"))
 			if other != nil {
-				got, _ := other.received()
+				got, _ := other.TakeAcks()
 				if tc.toBare != (len(got) == 1) {
 					t.Errorf("other resource got %d, want delivery %v", len(got), tc.toBare)
 				}
@@ -120,7 +121,7 @@ func TestFullJIDMissingResource(t *testing.T) {
 			if d := e.depth("bob"); d != tc.queued {
 				t.Errorf("queue depth %d, want %d", d, tc.queued)
 			}
-			got, _ := sender.received()
+			got, _ := sender.TakeAcks()
 			switch {
 			case tc.bounce == "" && len(got) != 0:
 				t.Errorf("sender got %v", got[0])
@@ -140,10 +141,10 @@ func TestFullJIDDelivery(t *testing.T) {
 	hi := e.bind("bob@example.com/hi", true, 10)
 	lo := e.bind("bob@example.com/lo", false, -1)
 	e.r.Route(ctx, msg("alice@example.com/desk", "bob@example.com/lo", "chat", "to lo"))
-	if got, _ := lo.received(); len(got) != 1 {
+	if got, _ := lo.TakeAcks(); len(got) != 1 {
 		t.Fatalf("lo got %d", len(got))
 	}
-	if got, _ := hi.received(); len(got) != 0 {
+	if got, _ := hi.TakeAcks(); len(got) != 0 {
 		t.Fatalf("hi got %d", len(got))
 	}
 }
@@ -164,7 +165,7 @@ func TestOfflineQueueAndFlush(t *testing.T) {
 	if err := e.r.FlushQueue(ctx, bob); err != nil {
 		t.Fatal(err)
 	}
-	got, acks := bob.received()
+	got, acks := bob.TakeAcks()
 	if len(got) != 2 {
 		t.Fatalf("flushed %d, want 2", len(got))
 	}
@@ -211,7 +212,7 @@ func TestFlushQueueStopsWhenRefused(t *testing.T) {
 		e.r.Route(ctx, msg("alice@example.com/desk", "bob@example.com", "chat", "x"))
 	}
 	bob := e.bind("bob@example.com/phone", true, 0)
-	bob.refuse.Store(true)
+	bob.Refuse(true)
 	if err := e.r.FlushQueue(ctx, bob); err != nil {
 		t.Fatal(err)
 	}
@@ -232,13 +233,46 @@ func TestLiveDeliveryAckDeletes(t *testing.T) {
 	if d := e.depth("bob"); d != 1 {
 		t.Fatalf("depth %d before acknowledgement, want 1", d)
 	}
-	_, acksA := a.received()
-	_, acksB := b.received()
+	_, acksA := a.TakeAcks()
+	_, acksB := b.TakeAcks()
 	if len(acksA) != 1 || len(acksB) != 1 || acksA[0] == nil || acksA[0] != acksB[0] {
 		t.Fatalf("acks %v %v: want one shared ack", acksA, acksB)
 	}
+	// One device's acknowledgement is not enough: the entry waits for
+	// every device the message was delivered to.
 	acksA[0].Done()
-	acksB[0].Done()
+	e.closeRouter() // flushes pending deletions, if any were (wrongly) made
+	if d := e.depth("bob"); d != 1 {
+		t.Fatalf("depth %d after one of two devices acknowledged, want 1", d)
+	}
+	acksB[0].Done() // after Close the acker deletes synchronously
+	if d := e.depth("bob"); d != 0 {
+		t.Fatalf("depth %d after both devices acknowledged, want 0", d)
+	}
+}
+
+// TestUnacknowledgedDeviceKeepsEntry: a device that never acknowledges
+// (it went away) keeps the entry queued, and the next initial presence of
+// any device of the user delivers it again.
+func TestUnacknowledgedDeviceKeepsEntry(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, opts{}, "alice", "bob")
+	e.bind("alice@example.com/desk", true, 0)
+	a := e.bind("bob@example.com/a", true, 1)
+	b := e.bind("bob@example.com/b", true, 1)
+	e.r.Route(ctx, msg("alice@example.com/desk", "bob@example.com", "chat", "hi"))
+	_, acksA := a.TakeAcks()
+	acksA[0].Done()
+	e.r.Unbind(b) // b goes away without acknowledging
+	c := e.bind("bob@example.com/c", true, 1)
+	c.AutoAck(true)
+	if err := e.r.FlushQueue(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := c.TakeAcks()
+	if len(got) != 1 || got[0].ChildText("body", "jabber:client") != "hi" {
+		t.Fatalf("redelivered %v, want the unacknowledged message", got)
+	}
 	e.waitDepth("bob", 0)
 }
 
@@ -251,11 +285,11 @@ func TestQueueFullBounces(t *testing.T) {
 	for range 2 {
 		e.r.Route(ctx, msg("alice@example.com/desk", "bob@example.com", "chat", "fits"))
 	}
-	if got, _ := sender.received(); len(got) != 0 {
+	if got, _ := sender.TakeAcks(); len(got) != 0 {
 		t.Fatalf("bounce before the queue was full: %v", got[0])
 	}
 	e.r.Route(ctx, msg("alice@example.com/desk", "bob@example.com", "chat", "too many"))
-	got, _ := sender.received()
+	got, _ := sender.TakeAcks()
 	if len(got) != 1 || errorCondition(got[0]) != "resource-constraint" {
 		t.Fatalf("sender got %v, want resource-constraint", got)
 	}
@@ -282,7 +316,7 @@ func TestStanzaID(t *testing.T) {
 	m.Append(stanza.New("stanza-id", stanza.NSStanzaID).SetAttr("id", "forged").SetAttr("by", "bob@example.com"))
 	m.Append(stanza.New("stanza-id", stanza.NSStanzaID).SetAttr("id", "theirs").SetAttr("by", "muc.example.net"))
 	e.r.Route(ctx, m)
-	got, _ := bob.received()
+	got, _ := bob.TakeAcks()
 	if len(got) != 1 {
 		t.Fatalf("got %d", len(got))
 	}
@@ -310,7 +344,7 @@ func TestStanzaID(t *testing.T) {
 	}
 	// Each message gets its own id.
 	e.r.Route(ctx, msg("alice@example.com/desk", "bob@example.com", "chat", "again"))
-	got2, _ := bob.received()
+	got2, _ := bob.TakeAcks()
 	if id1, id2 := got[0].Child("stanza-id", stanza.NSStanzaID).Attr("id"), got2[0].Child("stanza-id", stanza.NSStanzaID).Attr("id"); id1 == id2 {
 		t.Errorf("two messages share stanza-id %q", id1)
 	}
@@ -330,12 +364,12 @@ func TestChatStateNotQueued(t *testing.T) {
 	if d := e.depth("bob"); d != 0 {
 		t.Fatalf("chat state queued offline: depth %d", d)
 	}
-	if got, _ := sender.received(); len(got) != 0 {
+	if got, _ := sender.TakeAcks(); len(got) != 0 {
 		t.Fatalf("sender got %v", got[0])
 	}
 	bob := e.bind("bob@example.com/phone", true, 0)
 	e.r.Route(ctx, composing())
-	got, acks := bob.received()
+	got, acks := bob.TakeAcks()
 	if len(got) != 1 || acks[0] != nil {
 		t.Fatalf("online chat state: %d delivered, ack %v", len(got), acks)
 	}
@@ -371,7 +405,7 @@ func TestMessageAddressing(t *testing.T) {
 			e := newEnv(t, opts{}, "alice")
 			sender := e.bind("alice@example.com/desk", true, 0)
 			e.r.Route(ctx, msg("alice@example.com/desk", tc.to, tc.typ, "hi"))
-			got, _ := sender.received()
+			got, _ := sender.TakeAcks()
 			if tc.bounce == "" {
 				if len(got) != 0 {
 					t.Fatalf("error stanza answered with %v", got[0])
@@ -405,23 +439,23 @@ func TestIQRouting(t *testing.T) {
 	}
 	expectNothing := func(what string) {
 		t.Helper()
-		if got, _ := alice.received(); len(got) != 0 {
+		if got, _ := alice.TakeAcks(); len(got) != 0 {
 			t.Errorf("%s: alice got %v", what, got[0])
 		}
-		if got, _ := bob.received(); len(got) != 0 {
+		if got, _ := bob.TakeAcks(); len(got) != 0 {
 			t.Errorf("%s: bob got %v", what, got[0])
 		}
 	}
 	expectError := func(what, cond string) {
 		t.Helper()
-		got, _ := alice.received()
+		got, _ := alice.TakeAcks()
 		if len(got) != 1 || errorCondition(got[0]) != cond {
 			t.Errorf("%s: alice got %v, want %s", what, got, cond)
 		}
 	}
 
 	e.r.Route(ctx, iq("get", "bob@example.com/phone", "urn:example:q"))
-	if got, _ := bob.received(); len(got) != 1 || got[0].Type() != "get" {
+	if got, _ := bob.TakeAcks(); len(got) != 1 || got[0].Type() != "get" {
 		t.Errorf("iq to online full JID: bob got %v", got)
 	}
 	e.r.Route(ctx, iq("get", "bob@example.com/gone", "urn:example:q"))
@@ -449,14 +483,14 @@ func TestIQRouting(t *testing.T) {
 		return stanza.New("iq", stanza.NSClient).SetAttr("type", "result"), nil
 	})
 	e.r.Route(ctx, iq("get", "bob@example.com", "urn:example:user"))
-	got, _ := alice.received()
+	got, _ := alice.TakeAcks()
 	if len(got) != 1 || got[0].Type() != "result" || got[0].ID() != "q1" || got[0].From() != "bob@example.com" || got[0].To() != "alice@example.com/desk" {
 		t.Errorf("user iq handler reply: %v", got)
 	}
 	if seenFrom.String() != "alice@example.com/desk" || seenTo.String() != "bob@example.com" {
 		t.Errorf("handler saw from %v to %v", seenFrom, seenTo)
 	}
-	if got, _ := bob.received(); len(got) != 0 {
+	if got, _ := bob.TakeAcks(); len(got) != 0 {
 		t.Errorf("iq to bare JID reached bob's session: %v", got[0])
 	}
 	e.r.Route(ctx, iq("get", "nobody@example.com", "urn:example:user"))
@@ -481,7 +515,7 @@ func TestIQRouting(t *testing.T) {
 	noTo := iq("get", "", "urn:example:user")
 	noTo.SetAttr("to", "")
 	e.r.Route(ctx, noTo)
-	got, _ = alice.received()
+	got, _ = alice.TakeAcks()
 	if len(got) != 1 || got[0].Type() != "result" || got[0].HasAttr("from") {
 		t.Errorf("iq without to: %v (want a result without from)", got)
 	}
@@ -498,19 +532,19 @@ func TestPresenceRouting(t *testing.T) {
 	b := e.bind("bob@example.com/b", false, 0)
 	p := stanza.New("presence", stanza.NSClient).SetAttr("from", "alice@example.com/desk").SetAttr("to", "bob@example.com")
 	e.r.Route(ctx, p)
-	if got, _ := a.received(); len(got) != 1 {
+	if got, _ := a.TakeAcks(); len(got) != 1 {
 		t.Errorf("available resource got %d", len(got))
 	}
-	if got, _ := b.received(); len(got) != 0 {
+	if got, _ := b.TakeAcks(); len(got) != 0 {
 		t.Errorf("unavailable resource got %d", len(got))
 	}
 	p2 := p.Copy().SetAttr("to", "bob@example.com/b")
 	e.r.Route(ctx, p2)
-	if got, _ := b.received(); len(got) != 1 {
+	if got, _ := b.TakeAcks(); len(got) != 1 {
 		t.Errorf("full JID presence: %d", len(got))
 	}
 	e.r.Route(ctx, p.Copy().SetAttr("to", "bob@example.com/gone"))
-	if got, _ := a.received(); len(got) != 0 {
+	if got, _ := a.TakeAcks(); len(got) != 0 {
 		t.Errorf("presence to a missing resource reached another: %d", len(got))
 	}
 }
@@ -580,7 +614,7 @@ func TestAckAfterCloseDoesNotPanic(t *testing.T) {
 	e.bind("alice@example.com/desk", true, 0)
 	bob := e.bind("bob@example.com/phone", true, 0)
 	e.r.Route(ctx, msg("alice@example.com/desk", "bob@example.com", "chat", "late"))
-	_, acks := bob.received()
+	_, acks := bob.TakeAcks()
 	if len(acks) != 1 || acks[0] == nil {
 		t.Fatalf("acks %v", acks)
 	}
@@ -598,7 +632,7 @@ func TestRouterConfig(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, opts{})
 	for _, d := range []string{"", "user@example.com", "example.com/res"} {
-		if _, err := router.New(router.Config{Domain: d, Store: e.st, Codec: storeCodec}); err == nil {
+		if _, err := router.New(router.Config{Domain: d, Store: e.st, Codec: routertest.Codec}); err == nil {
 			t.Errorf("domain %q accepted", d)
 		}
 	}

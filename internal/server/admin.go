@@ -177,6 +177,7 @@ func (a *admin) DeleteUser(ctx context.Context, username string) error {
 	if err := a.s.store.DeleteAccount(ctx, username); err != nil {
 		return notFound(username, err)
 	}
+	a.s.blocking.Forget(username)
 	// After the delete, so the client cannot log in again.
 	kick(a.s.router.Sessions(username), "the account was deleted by an administrator")
 	return nil

@@ -22,6 +22,10 @@ import (
 	"github.com/parley-im/parley/internal/c2s"
 	"github.com/parley-im/parley/internal/certs"
 	"github.com/parley-im/parley/internal/config"
+	"github.com/parley-im/parley/internal/im/blocking"
+	"github.com/parley-im/parley/internal/im/caps"
+	"github.com/parley-im/parley/internal/im/mam"
+	"github.com/parley-im/parley/internal/im/pep"
 	"github.com/parley-im/parley/internal/im/carbons"
 	"github.com/parley-im/parley/internal/im/disco"
 	"github.com/parley-im/parley/internal/im/ping"
@@ -54,6 +58,9 @@ type Server struct {
 	log      *slog.Logger
 	store    *pebble.Store
 	router   *router.Router
+	blocking *blocking.Module
+	mam      *mam.Module
+	caps     *caps.Cache
 	tracker  *listener.Tracker
 	c2s      *listener.Listener
 	c2sTLS   *listener.Listener
@@ -140,6 +147,30 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if cfg.AllowRegistration {
 		d.AddServerFeature(register.NS)
 	}
+	blk, err := blocking.New(blocking.Config{Store: st, Router: r, Presence: ros.SendPresence, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	s.blocking = blk
+	ros.SetBlocker(blk)
+	r.OnUnbind(blk.SessionEnded)
+	d.AddServerFeature(blocking.NS)
+	d.AddAccountFeature(blocking.NS)
+
+	// History and end-to-end keys for several devices (XEP-0313, XEP-0163).
+	s.mam = mam.New(mam.Config{Archive: st, Roster: st, Router: r, Codec: codec, Logger: log, Retention: cfg.ArchiveRetention})
+	if s.mam.Enabled() {
+		r.SetArchiver(s.mam)
+		d.AddAccountFeature(s.mam.Features()...)
+	}
+	s.caps = caps.New(caps.Config{Sender: r, Logger: log})
+	pepSvc, err := pep.New(pep.Config{Store: st, Router: r, Codec: codec, Caps: s.caps, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	d.AddAccountFeature(pep.AccountFeatures()...)
+	d.AddAccountIdentity(disco.Identity{Category: pep.IdentityCategory, Type: pep.IdentityType})
+	r.OnUnbind(pepSvc.SessionEnded)
 
 	s.sessCfg = &c2s.Config{
 		Domain:            cfg.Domain,
@@ -155,7 +186,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			FailuresPerAccount: cfg.LoginRatePerIP,
 			Window:             time.Minute,
 		}),
-		Presence:    ros,
+		Presence:    presenceChain{Module: ros, pep: pepSvc},
 		Logger:      log,
 		MaxOutBytes: 4 << 20,
 		StanzaRate:  float64(cfg.StanzaRate),
@@ -294,6 +325,13 @@ func (s *Server) expireLoop() {
 		} else if n > 0 {
 			s.log.Info("offline messages expired", "count", n)
 		}
+		if s.mam.Enabled() {
+			if n, err := s.mam.Expire(context.Background(), time.Now()); err != nil {
+				s.log.Error("archive expiry", "err", err)
+			} else if n > 0 {
+				s.log.Info("archived messages expired", "count", n)
+			}
+		}
 		select {
 		case <-s.stopJobs:
 			return
@@ -316,6 +354,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	_ = s.http.Shutdown(ctx)
 	close(s.stopJobs)
 	s.jobs.Wait()
+	s.caps.Close()
 	s.router.Close()
 	err := s.store.Close()
 	if err != nil {
@@ -334,6 +373,9 @@ func (s *Server) closeAll() {
 	}
 	if s.httpLn != nil {
 		_ = s.httpLn.Close()
+	}
+	if s.caps != nil {
+		s.caps.Close()
 	}
 	if s.router != nil {
 		s.router.Close()

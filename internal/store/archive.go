@@ -42,7 +42,9 @@ type ArchivePage struct {
 	Items []ArchivedMessage
 	// Complete is true when the page reaches the end of the matching range
 	// in the direction of the query (no later items, or no earlier ones
-	// with Last).
+	// with Last). The id bounds are part of the range: a forward page that
+	// reaches BeforeID is complete, and so is a Last page that reaches
+	// AfterID.
 	Complete bool
 	// Count is the number of items matching the query's filters (with,
 	// start, end) regardless of paging; -1 when the backend cannot tell cheaply.
@@ -59,7 +61,9 @@ type ArchivePrefs struct {
 // Archive is the message archive aggregate.
 type Archive interface {
 	// AppendArchive adds a message; ErrExists if the id is already in the
-	// owner's archive.
+	// owner's archive. It need not be durable on its own: a backend may
+	// leave it to the next durable write (the message itself is durable in
+	// the recipient's queue).
 	AppendArchive(ctx context.Context, owner string, m ArchivedMessage) error
 	// QueryArchive returns one page of the owner's archive.
 	QueryArchive(ctx context.Context, owner string, q ArchiveQuery) (ArchivePage, error)

@@ -332,6 +332,8 @@ type clientOpts struct {
 	directTLS  bool
 	noPresence bool
 	noRoster   bool
+	extras     bool     // multi-device plugins: carbons, MAM, PEP, caps, blocking, CSI
+	notify     []string // PEP nodes announced as +notify in caps (with extras)
 }
 
 // client is a logged-in py/client.py session.
@@ -356,6 +358,12 @@ func login(t *testing.T, srv *server, jid, password string, o clientOpts) *clien
 	}
 	if o.noRoster {
 		args = append(args, "--no-roster")
+	}
+	if o.extras {
+		args = append(args, "--extras")
+	}
+	for _, n := range o.notify {
+		args = append(args, "--notify", n)
 	}
 	p := runPy(t, jid, "client.py", args...)
 	sess := p.expect("session_start", 25*time.Second, func(ev event) bool {

@@ -30,6 +30,7 @@ type Module struct {
 	serverIdentity []Identity
 	serverFeatures []string
 	accountFeats   []string
+	accountIDs     []Identity
 	items          []Item
 }
 
@@ -58,6 +59,14 @@ func (m *Module) AddServerFeature(ns ...string) {
 func (m *Module) AddAccountFeature(ns ...string) {
 	m.mu.Lock()
 	m.accountFeats = appendNew(m.accountFeats, ns...)
+	m.mu.Unlock()
+}
+
+// AddAccountIdentity announces an identity of every account's bare JID
+// besides account/registered (e.g. pubsub/pep, XEP-0163 §6.1).
+func (m *Module) AddAccountIdentity(id Identity) {
+	m.mu.Lock()
+	m.accountIDs = append(m.accountIDs, id)
 	m.mu.Unlock()
 }
 
@@ -93,7 +102,7 @@ func (m *Module) info(_ context.Context, _ jid.JID, to jid.JID, iq *stanza.Eleme
 	defer m.mu.RUnlock()
 	ids, feats := m.serverIdentity, m.serverFeatures
 	if to.Local() != "" {
-		ids = []Identity{{Category: "account", Type: "registered"}}
+		ids = append([]Identity{{Category: "account", Type: "registered"}}, m.accountIDs...)
 		feats = m.accountFeats
 	}
 	for _, id := range ids {

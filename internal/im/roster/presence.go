@@ -222,6 +222,9 @@ func (m *Module) saveLocked(ctx context.Context, user string, it store.RosterIte
 // answerProbe sends the probed user's current presence (each available
 // resource's last presence) to the prober, if the prober is subscribed.
 func (m *Module) answerProbe(ctx context.Context, prober, user jid.JID) {
+	if m.hidden(ctx, user, prober) {
+		return
+	}
 	it, err := m.store.GetRosterItem(ctx, user.Local(), prober.Bare().String())
 	if err != nil || !hasFrom(it.Subscription) {
 		return
@@ -233,6 +236,13 @@ func (m *Module) answerProbe(ctx context.Context, prober, user jid.JID) {
 // resource's last presence, or unavailable from each when gone is true.
 func (m *Module) sendOwnPresence(ctx context.Context, user, contact jid.JID, gone bool) {
 	m.presenceOf(ctx, user, contact, gone)
+}
+
+// SendPresence sends the presence of every available resource of user to
+// to (unavailable from each when gone is set), without the blocking check:
+// the blocking module calls it around a block or unblock.
+func (m *Module) SendPresence(ctx context.Context, user, to jid.JID, gone bool) {
+	m.presenceOf(ctx, user, to, gone)
 }
 
 func (m *Module) presenceOf(ctx context.Context, user, to jid.JID, gone bool) {
@@ -269,7 +279,7 @@ func (m *Module) Broadcast(ctx context.Context, s router.Session, p *stanza.Elem
 			continue
 		}
 		cj, err := jid.Parse(it.JID)
-		if err != nil {
+		if err != nil || m.hidden(ctx, full, cj) {
 			continue
 		}
 		out := p.ShallowCopy()
@@ -295,7 +305,7 @@ func (m *Module) Broadcast(ctx context.Context, s router.Session, p *stanza.Elem
 			continue
 		}
 		cj, err := jid.Parse(it.JID)
-		if err != nil || !m.router.IsLocal(cj) {
+		if err != nil || !m.router.IsLocal(cj) || m.hidden(ctx, full, cj) {
 			continue
 		}
 		for _, o := range m.router.Sessions(cj.Local()) {

@@ -43,6 +43,25 @@ type Module struct {
 	seed   maphash.Seed
 	locks  [lockStripes]sync.Mutex
 	nextID func() string
+	// blocker hides presence between a user and the JIDs they block, or
+	// that block them (XEP-0191); nil when blocking is off.
+	blocker router.Blocker
+}
+
+// SetBlocker makes presence broadcasts and probes skip blocked pairs.
+// Call it before the server starts.
+func (m *Module) SetBlocker(b router.Blocker) { m.blocker = b }
+
+// hidden reports whether presence must not flow between a and b because
+// one of them blocks the other.
+func (m *Module) hidden(ctx context.Context, a, b jid.JID) bool {
+	if m.blocker == nil {
+		return false
+	}
+	if m.router.IsLocal(a) && a.Local() != "" && m.blocker.Blocks(ctx, a.Local(), b) {
+		return true
+	}
+	return m.router.IsLocal(b) && b.Local() != "" && m.blocker.Blocks(ctx, b.Local(), a)
 }
 
 // New creates the module and registers it with the router.

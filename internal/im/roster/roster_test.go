@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/parley-im/parley/internal/router/routertest"
 	"github.com/parley-im/parley/stanza"
 )
 
@@ -97,7 +98,7 @@ func TestSubscriptionHandshake(t *testing.T) {
 		if got := e.state("bob", "alice@example.com"); got != st.bob {
 			t.Errorf("%s: bob's item %s, want %s", st.name, got, st.bob)
 		}
-		ag, bg := alice.take(), bob.take()
+		ag, bg := alice.Take(), bob.Take()
 		// Order is checked by TestApprovalThenPresence; here only the set.
 		eq(t, st.name+": alice's presence", sorted(presences(ag)), sorted(st.alicePres))
 		eq(t, st.name+": bob's presence", sorted(presences(bg)), sorted(st.bobPres))
@@ -117,10 +118,10 @@ func TestPreApproval(t *testing.T) {
 	if got := e.state("bob", "alice@example.com"); got != "none+approved" {
 		t.Fatalf("bob's item after pre-approval: %s", got)
 	}
-	if got := alice.take(); len(got) != 0 {
+	if got := alice.Take(); len(got) != 0 {
 		t.Fatalf("a pre-approval was routed to alice: %v", got[0])
 	}
-	bob.take()
+	bob.Take()
 	e.sub(alice, "subscribe", "bob@example.com")
 	if got := e.state("bob", "alice@example.com"); got != "from" {
 		t.Errorf("bob's item: %s, want from", got)
@@ -128,8 +129,8 @@ func TestPreApproval(t *testing.T) {
 	if got := e.state("alice", "bob@example.com"); got != "to" {
 		t.Errorf("alice's item: %s, want to", got)
 	}
-	eq(t, "bob's presence", presences(bob.take()), nil)
-	eq(t, "alice's presence", presences(alice.take()), []string{"subscribed bob@example.com", "available bob@example.com/phone"})
+	eq(t, "bob's presence", presences(bob.Take()), nil)
+	eq(t, "alice's presence", presences(alice.Take()), []string{"subscribed bob@example.com", "available bob@example.com/phone"})
 }
 
 // TestSubscribeUnknownUser: RFC 6121 §3.1.3 — the server answers for a
@@ -139,7 +140,7 @@ func TestSubscribeUnknownUser(t *testing.T) {
 	e := newEnv(t, "alice")
 	alice := e.online("alice@example.com/desk", true)
 	e.sub(alice, "subscribe", "nobody@example.com")
-	eq(t, "alice's presence", presences(alice.take()), []string{"unsubscribed nobody@example.com"})
+	eq(t, "alice's presence", presences(alice.Take()), []string{"unsubscribed nobody@example.com"})
 	if got := e.state("alice", "nobody@example.com"); got != "none" {
 		t.Errorf("alice's item %s, want none (ask cleared)", got)
 	}
@@ -154,20 +155,20 @@ func TestSubscribeSelfIgnored(t *testing.T) {
 	if got := e.state("alice", "alice@example.com"); got != "absent" {
 		t.Errorf("self item %s", got)
 	}
-	if got := alice.take(); len(got) != 0 {
+	if got := alice.Take(); len(got) != 0 {
 		t.Errorf("got %v", got[0])
 	}
 }
 
 // mutual makes the users of a and b subscribed both ways.
 func mutual(e *env, a, b *session) {
-	aj, bj := a.j.Bare().String(), b.j.Bare().String()
+	aj, bj := a.JID().Bare().String(), b.JID().Bare().String()
 	e.sub(a, "subscribe", bj)
 	e.sub(b, "subscribed", aj)
 	e.sub(b, "subscribe", aj)
 	e.sub(a, "subscribed", bj)
-	a.take()
-	b.take()
+	a.Take()
+	b.Take()
 }
 
 func sorted(s []string) []string {
@@ -187,11 +188,11 @@ func TestApprovalThenPresence(t *testing.T) {
 	alice := e.online("alice@example.com/desk", true)
 	bob := e.online("bob@example.com/phone", true)
 	e.sub(alice, "subscribe", "bob@example.com")
-	alice.take()
+	alice.Take()
 	e.sub(bob, "subscribed", "alice@example.com")
-	eq(t, "alice after approval", presences(alice.take()), []string{"subscribed bob@example.com", "available bob@example.com/phone"})
+	eq(t, "alice after approval", presences(alice.Take()), []string{"subscribed bob@example.com", "available bob@example.com/phone"})
 	e.sub(bob, "unsubscribed", "alice@example.com")
-	eq(t, "alice after cancellation", presences(alice.take()), []string{"unavailable bob@example.com/phone", "unsubscribed bob@example.com"})
+	eq(t, "alice after cancellation", presences(alice.Take()), []string{"unavailable bob@example.com/phone", "unsubscribed bob@example.com"})
 }
 
 // TestRosterRemove: RFC 6121 §2.5.2 — removing a contact with a mutual
@@ -215,11 +216,11 @@ func TestRosterRemove(t *testing.T) {
 	if got := e.state("bob", "alice@example.com"); got != "none" {
 		t.Errorf("bob's item %s, want none", got)
 	}
-	bp := presences(bob.take())
+	bp := presences(bob.Take())
 	if !slices.Contains(bp, "unsubscribe alice@example.com") || !slices.Contains(bp, "unsubscribed alice@example.com") {
 		t.Errorf("bob got %q, want unsubscribe and unsubscribed", bp)
 	}
-	eq(t, "alice's pushes", pushes(alice.take()), []string{"bob@example.com remove"})
+	eq(t, "alice's pushes", pushes(alice.Take()), []string{"bob@example.com remove"})
 	// Removing what is not there.
 	res = e.iq(alice, "set", stanza.New("query", stanza.NSRoster).Append(
 		stanza.New("item", stanza.NSRoster).SetAttr("jid", "bob@example.com").SetAttr("subscription", "remove")))
@@ -240,7 +241,7 @@ func TestRosterRemoveSendsUnavailable(t *testing.T) {
 	mutual(e, alice, bob)
 	e.iq(alice, "set", stanza.New("query", stanza.NSRoster).Append(
 		stanza.New("item", stanza.NSRoster).SetAttr("jid", "bob@example.com").SetAttr("subscription", "remove")))
-	bp := presences(bob.take())
+	bp := presences(bob.Take())
 	if !slices.Contains(bp, "unavailable alice@example.com/desk") {
 		t.Errorf("bob got %q: no unavailable from alice, whose presence he may no longer see", bp)
 	}
@@ -308,7 +309,7 @@ func TestRosterOfOthersForbidden(t *testing.T) {
 	el := stanza.New("iq", stanza.NSClient).SetAttr("from", "alice@example.com/desk").SetAttr("to", "bob@example.com").
 		SetAttr("type", "get").SetAttr("id", "x").Append(stanza.New("query", stanza.NSRoster))
 	e.r.Route(ctx, el)
-	got := alice.take()
+	got := alice.Take()
 	if len(got) != 1 || stanza.ParseError(got[0]) == nil || stanza.ParseError(got[0]).Condition != "forbidden" {
 		t.Fatalf("got %v, want forbidden", got)
 	}
@@ -322,16 +323,16 @@ func TestPushesOnlyToInterestedSessions(t *testing.T) {
 	desk := e.online("alice@example.com/desk", true)
 	phone := e.online("alice@example.com/phone", true)
 	e.iq(desk, "get", stanza.New("query", stanza.NSRoster))
-	desk.take()
-	phone.take()
+	desk.Take()
+	phone.Take()
 	e.iq(desk, "set", stanza.New("query", stanza.NSRoster).Append(stanza.New("item", stanza.NSRoster).SetAttr("jid", "carol@example.com")))
-	eq(t, "desk pushes", pushes(desk.take()), []string{"carol@example.com none"})
-	eq(t, "phone pushes", pushes(phone.take()), nil)
+	eq(t, "desk pushes", pushes(desk.Take()), []string{"carol@example.com none"})
+	eq(t, "phone pushes", pushes(phone.Take()), nil)
 	// The push is addressed to the full JID and carries the version.
 	e.iq(phone, "get", stanza.New("query", stanza.NSRoster))
-	phone.take()
+	phone.Take()
 	e.iq(desk, "set", stanza.New("query", stanza.NSRoster).Append(stanza.New("item", stanza.NSRoster).SetAttr("jid", "dave@example.com")))
-	for _, g := range phone.take() {
+	for _, g := range phone.Take() {
 		if g.Type() == "set" {
 			if g.To() != "alice@example.com/phone" || g.ID() == "" || g.Child("query", stanza.NSRoster).Attr("ver") == "" {
 				t.Errorf("push %v", g)
@@ -349,18 +350,18 @@ func TestPendingSubscriptionAtInitialPresence(t *testing.T) {
 	alice := e.online("alice@example.com/desk", true)
 	e.sub(alice, "subscribe", "bob@example.com")
 	bob := e.online("bob@example.com/phone", false)
-	if got := bob.take(); len(got) != 0 {
+	if got := bob.Take(); len(got) != 0 {
 		t.Fatalf("delivered before initial presence: %v", got[0])
 	}
 	e.initialPresence(bob, "")
-	eq(t, "bob at initial presence", presences(bob.take()), []string{"subscribe alice@example.com"})
+	eq(t, "bob at initial presence", presences(bob.Take()), []string{"subscribe alice@example.com"})
 	bob2 := e.online("bob@example.com/laptop", true)
-	if !slices.Contains(presences(bob2.take()), "subscribe alice@example.com") {
+	if !slices.Contains(presences(bob2.Take()), "subscribe alice@example.com") {
 		t.Errorf("second resource did not get the pending request")
 	}
 	e.sub(bob, "subscribed", "alice@example.com")
 	bob3 := e.online("bob@example.com/tablet", true)
-	if slices.Contains(presences(bob3.take()), "subscribe alice@example.com") {
+	if slices.Contains(presences(bob3.Take()), "subscribe alice@example.com") {
 		t.Errorf("answered request delivered again")
 	}
 }
@@ -388,7 +389,7 @@ func TestPresenceBroadcast(t *testing.T) {
 	// erin: none, but in the roster.
 	e.iq(a, "set", stanza.New("query", stanza.NSRoster).Append(stanza.New("item", stanza.NSRoster).SetAttr("jid", "erin@example.com")))
 	for _, s := range []*session{a, b, c, d, x} {
-		s.take()
+		s.Take()
 	}
 	want := map[string]string{"bob": "from", "carol": "to", "dave": "both", "erin": "none"}
 	for u, sub := range want {
@@ -397,24 +398,25 @@ func TestPresenceBroadcast(t *testing.T) {
 		}
 	}
 	// A second resource of alice comes online.
-	a2 := &session{j: mustJID(t, "alice@example.com/phone"), autoAck: true}
+	a2 := routertest.NewSession(t, "alice@example.com/phone", false, 0)
+	a2.AutoAck(true)
 	if _, err := e.r.Bind(a2); err != nil {
 		t.Fatal(err)
 	}
 	e.initialPresence(a2, "here")
 	for name, s := range map[string]*session{"bob": b, "dave": d, "alice/desk": a} {
-		if got := presences(s.take()); !slices.Equal(got, []string{"available alice@example.com/phone"}) {
+		if got := presences(s.Take()); !slices.Equal(got, []string{"available alice@example.com/phone"}) {
 			t.Errorf("%s got %q", name, got)
 		}
 	}
 	for name, s := range map[string]*session{"carol": c, "erin": x} {
-		if got := s.take(); len(got) != 0 {
+		if got := s.Take(); len(got) != 0 {
 			t.Errorf("%s got %v", name, got[0])
 		}
 	}
 	// alice/phone got the presence of carol and dave (she is subscribed to
 	// them) and of her other resource, but not bob's or erin's.
-	got := presences(a2.take())
+	got := presences(a2.Take())
 	slices.Sort(got)
 	eq(t, "alice/phone at initial presence", got, []string{"available alice@example.com/desk", "available carol@example.com/r", "available dave@example.com/r"})
 
@@ -422,15 +424,15 @@ func TestPresenceBroadcast(t *testing.T) {
 	upd := stanza.New("presence", stanza.NSClient).SetAttr("from", "alice@example.com/phone").Append(stanza.New("show", stanza.NSClient).AppendText("away"))
 	e.m.Broadcast(ctx, a2, upd, false)
 	for name, s := range map[string]*session{"bob": b, "dave": d, "alice/desk": a} {
-		g := s.take()
+		g := s.Take()
 		if len(g) != 1 || g[0].ChildText("show", "") != "away" {
 			t.Errorf("%s: update %v", name, g)
 		}
 	}
-	if got := c.take(); len(got) != 0 {
+	if got := c.Take(); len(got) != 0 {
 		t.Errorf("carol got the update")
 	}
-	if got := a2.take(); len(got) != 0 {
+	if got := a2.Take(); len(got) != 0 {
 		t.Errorf("an update was echoed or brought probes: %v", got[0])
 	}
 }
@@ -451,15 +453,15 @@ func TestUnavailableOnSessionEnd(t *testing.T) {
 	e.sub(a, "subscribe", "carol@example.com")
 	e.sub(c, "subscribed", "alice@example.com") // carol: to
 	for _, s := range []*session{a, a2, b, c, d} {
-		s.take()
+		s.Take()
 	}
 	e.offline(a, mustJID(t, "dave@example.com/r"))
 	for name, s := range map[string]*session{"bob": b, "alice/phone": a2, "dave (directed)": d} {
-		if got := presences(s.take()); !slices.Equal(got, []string{"unavailable alice@example.com/desk"}) {
+		if got := presences(s.Take()); !slices.Equal(got, []string{"unavailable alice@example.com/desk"}) {
 			t.Errorf("%s got %q", name, got)
 		}
 	}
-	if got := c.take(); len(got) != 0 {
+	if got := c.Take(); len(got) != 0 {
 		t.Errorf("carol (to only) got %v", got[0])
 	}
 }
@@ -476,32 +478,32 @@ func TestProbe(t *testing.T) {
 	e.sub(b, "subscribe", "alice@example.com")
 	e.sub(a, "subscribed", "bob@example.com")
 	for _, s := range []*session{a, b, c} {
-		s.take()
+		s.Take()
 	}
 	probe := func(from string) {
 		e.r.Route(ctx, stanza.New("presence", stanza.NSClient).SetAttr("type", "probe").SetAttr("from", from).SetAttr("to", "alice@example.com"))
 	}
 	probe("bob@example.com/r")
-	got := b.take()
+	got := b.Take()
 	if len(got) != 1 || got[0].From() != "alice@example.com/desk" || got[0].ChildText("status", "") != "working" {
 		t.Fatalf("bob's probe answered with %v", got)
 	}
 	// Not subscribed: no presence leaks (RFC 6121 §4.3.2 suggests
 	// unsubscribed in reply; not checked here).
 	probe("carol@example.com/r")
-	for _, g := range c.take() {
+	for _, g := range c.Take() {
 		if g.Name == "presence" && (g.Type() == "" || g.Type() == "unavailable") {
 			t.Errorf("unsubscribed carol's probe answered with presence: %v", g)
 		}
 	}
-	if got := a.take(); len(got) != 0 {
+	if got := a.Take(); len(got) != 0 {
 		t.Errorf("the probe reached alice: %v", got[0])
 	}
 	// Unavailable users answer nothing (the last unavailable is not stored).
 	e.offline(a)
-	b.take()
+	b.Take()
 	probe("bob@example.com/r")
-	for _, g := range b.take() {
+	for _, g := range b.Take() {
 		if g.Name == "presence" && g.Type() == "" {
 			t.Errorf("probe of an offline user answered with available presence: %v", g)
 		}
@@ -520,7 +522,7 @@ func TestOfflineMessagesAtInitialPresence(t *testing.T) {
 	}
 	b := e.online("bob@example.com/r", true)
 	var bodies []string
-	for _, g := range b.take() {
+	for _, g := range b.Take() {
 		if g.Name == "message" {
 			bodies = append(bodies, g.ChildText("body", ""))
 		}

@@ -159,6 +159,9 @@ func (s *Store) DeleteAccount(ctx context.Context, username string) error {
 		b.DeleteRange(qlo, qhi, nil),
 		b.Delete(pointKey(tagQueueHigh, username), nil),
 		b.Delete(pointKey(tagVCard, username), nil),
+		deleteBlocklistBatch(b, username),
+		s.deletePubSubBatch(b, username),
+		s.deleteArchiveBatch(b, username),
 	} {
 		if err != nil {
 			return fmt.Errorf("pebble store: delete account %q: %w", username, err)

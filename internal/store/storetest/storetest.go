@@ -46,6 +46,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Roster", rosterTests},
 		{"Queue", queueTests},
 		{"VCard", vcardTests},
+		{"Blocklist", blocklistTests},
+		{"Rooms", roomTests},
+		{"Archive", archiveTests},
+		{"PubSub", pubsubTests},
 		{"Close", closeTests},
 	} {
 		t.Run(g.name, func(t *testing.T) {

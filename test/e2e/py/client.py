@@ -17,6 +17,30 @@ stdout and executes JSON commands read from stdin, one per line:
   {"id": "c10", "cmd": "vcard_get", "to": "alice@localhost"}   (to optional)
   {"id": "c11", "cmd": "quit"}
 
+With --extras (XEP-0280/0313/0163/0115/0191/0352 plugins, caps announced):
+  {"id": "e1", "cmd": "carbons_enable"}
+  {"id": "e2", "cmd": "mam_query", "with": "bob@localhost", "max": 10,
+   "after": "id", "before": "id" or "", "start": "2026-…"}    (all optional)
+  {"id": "e3", "cmd": "pep_publish", "node": "n", "item_id": "current",
+   "payload": "<list xmlns='…'/>", "options": {"pubsub#access_model": "open"}}
+  {"id": "e4", "cmd": "pep_items", "jid": "bob@localhost", "node": "n"}
+  {"id": "e5", "cmd": "block", "jids": ["eve@localhost"]}
+  {"id": "e6", "cmd": "unblock", "jids": []}                   (empty: all)
+  {"id": "e7", "cmd": "blocklist"}
+  {"id": "e8", "cmd": "csi", "state": "inactive"}
+  {"id": "g1", "cmd": "muc_join", "room": "r@conference.localhost", "nick": "al",
+   "password": "…", "maxstanzas": 5}                 (password, maxstanzas optional)
+  {"id": "g2", "cmd": "muc_send", "room": "r@…", "body": "hi"}
+  {"id": "g3", "cmd": "muc_config", "room": "r@…", "fields": {"muc#roomconfig_persistentroom": "1"}}
+  {"id": "g4", "cmd": "muc_affiliation", "room": "r@…", "jid": "bob@localhost", "affiliation": "member"}
+  {"id": "g5", "cmd": "muc_role", "room": "r@…", "nick": "bob", "role": "none"}
+  {"id": "g6", "cmd": "muc_subject", "room": "r@…", "subject": "…"}
+  {"id": "g7", "cmd": "muc_leave", "room": "r@…", "nick": "al"}
+  {"id": "g8", "cmd": "muc_destroy", "room": "r@…", "reason": "…", "alt": "other@…"}
+  {"id": "g9", "cmd": "muc_invite", "room": "r@…", "jid": "bob@localhost"}
+  mam_query also takes "to": a room JID.
+  --notify NODE (repeatable) adds NODE+notify to the announced caps.
+
 Every command is answered by {"ev": "done", "id": ..., "ok": bool, ...}.
 
 Events: features, auth_success, failed_auth, session_start, roster,
@@ -41,6 +65,18 @@ DELAY_NS = "urn:xmpp:delay"
 VCARD_NS = "vcard-temp"
 CLIENT_NS = "jabber:client"
 RECEIPTS_NS = "urn:xmpp:receipts"
+CARBONS_NS = "urn:xmpp:carbons:2"
+FORWARD_NS = "urn:xmpp:forward:0"
+MAM_NS = "urn:xmpp:mam:2"
+RSM_NS = "http://jabber.org/protocol/rsm"
+DATA_NS = "jabber:x:data"
+PUBSUB_NS = "http://jabber.org/protocol/pubsub"
+EVENT_NS = "http://jabber.org/protocol/pubsub#event"
+BLOCKING_NS = "urn:xmpp:blocking"
+CSI_NS = "urn:xmpp:csi:0"
+MUC_USER_NS = "http://jabber.org/protocol/muc#user"
+SID_NS = "urn:xmpp:sid:0"
+OCCUPANT_ID_NS = "urn:xmpp:occupant-id:0"
 
 
 def roster_items(query):
@@ -68,6 +104,15 @@ class Client:
         self.xmpp = x
         for plugin in ("xep_0030", "xep_0092", "xep_0199", "xep_0203"):
             x.register_plugin(plugin)
+        self.mam_results = {}
+        self.tasks = set()
+        if args.extras:
+            for plugin in ("xep_0059", "xep_0060", "xep_0115", "xep_0163", "xep_0191",
+                           "xep_0280", "xep_0297", "xep_0313", "xep_0352",
+                           "xep_0004", "xep_0045"):
+                x.register_plugin(plugin)
+            if args.notify:
+                x["xep_0163"].add_interest(args.notify)
         # Never answer subscription requests on our own: the test decides.
         x.auto_authorize = None
         x.auto_subscribe = False
@@ -82,6 +127,11 @@ class Client:
         x.register_handler(Callback("e2e presence", MatchXPath("{%s}presence" % CLIENT_NS), self.on_presence))
         x.register_handler(Callback("e2e roster push", StanzaPath("iq@type=set/roster"), self.on_roster_push))
         common.watch_features(x)
+
+    def keep(self, coro):
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def finish(self, code):
         if not self.done.done():
@@ -114,7 +164,9 @@ class Client:
         if self.args.presence:
             x.send_presence()
             emit("initial_presence_sent")
-        asyncio.ensure_future(self.read_commands())
+        # asyncio keeps only weak references to tasks: hold them, or the
+        # garbage collector may destroy a pending one.
+        self.keep(self.read_commands())
 
     def on_stream_error(self, err):
         emit("stream_error", condition=err["condition"], text=err["text"])
@@ -127,11 +179,51 @@ class Client:
 
     def on_message(self, msg):
         xml = msg.xml
+        res = xml.find("{%s}result" % MAM_NS)
+        if res is not None and res.get("queryid") in self.mam_results:
+            fwd = res.find("{%s}forwarded" % FORWARD_NS)
+            inner = None if fwd is None else fwd.find("{%s}message" % CLIENT_NS)
+            delay = None if fwd is None else fwd.find("{%s}delay" % DELAY_NS)
+            body = None if inner is None else inner.find("{%s}body" % CLIENT_NS)
+            self.mam_results[res.get("queryid")].append({
+                "id": res.get("id"), "from": None if inner is None else inner.get("from"),
+                "to": None if inner is None else inner.get("to"),
+                "body": None if body is None else body.text,
+                "stamp": None if delay is None else delay.get("stamp")})
+            return
+        for kind in ("sent", "received"):
+            c = xml.find("{%s}%s" % (CARBONS_NS, kind))
+            if c is None:
+                continue
+            inner = c.find("{%s}forwarded/{%s}message" % (FORWARD_NS, CLIENT_NS))
+            body = None if inner is None else inner.find("{%s}body" % CLIENT_NS)
+            emit("carbon", kind=kind, **{"from": xml.get("from"), "to": xml.get("to"),
+                 "inner_from": None if inner is None else inner.get("from"),
+                 "inner_to": None if inner is None else inner.get("to")},
+                 body=None if body is None else body.text)
+            return
+        ev = xml.find("{%s}event" % EVENT_NS)
+        if ev is not None:
+            items = ev.find("{%s}items" % EVENT_NS)
+            emit("pep_event", **{"from": xml.get("from"), "to": xml.get("to")},
+                 node=None if items is None else items.get("node"),
+                 items=[] if items is None else [
+                     {"id": i.get("id"), "xml": [ET.tostring(c, encoding="unicode") for c in i]}
+                     for i in items.findall("{%s}item" % EVENT_NS)],
+                 retracted=[] if items is None else [
+                     r.get("id") for r in items.findall("{%s}retract" % EVENT_NS)])
+            return
         body = xml.find("{%s}body" % CLIENT_NS)
         delay = xml.find("{%s}delay" % DELAY_NS)
         err = xml.find("{%s}error" % CLIENT_NS)
         received = xml.find("{%s}received" % RECEIPTS_NS)
+        sid = xml.find("{%s}stanza-id" % SID_NS)
+        subject = xml.find("{%s}subject" % CLIENT_NS)
+        invite = xml.find("{%s}x/{%s}invite" % (MUC_USER_NS, MUC_USER_NS))
         emit("message",
+             stanza_id=None if sid is None else {"id": sid.get("id"), "by": sid.get("by")},
+             subject=None if subject is None else (subject.text or ""),
+             invite_from=None if invite is None else invite.get("from"),
              receipt_requested=xml.find("{%s}request" % RECEIPTS_NS) is not None,
              receipt_for=None if received is None else received.get("id"),
              id=xml.get("id"), type=xml.get("type"),
@@ -145,7 +237,24 @@ class Client:
         show = xml.find("{%s}show" % CLIENT_NS)
         status = xml.find("{%s}status" % CLIENT_NS)
         delay = xml.find("{%s}delay" % DELAY_NS)
+        muc = {}
+        x = xml.find("{%s}x" % MUC_USER_NS)
+        if x is not None:
+            item = x.find("{%s}item" % MUC_USER_NS)
+            destroy = x.find("{%s}destroy" % MUC_USER_NS)
+            oid = xml.find("{%s}occupant-id" % OCCUPANT_ID_NS)
+            muc = {"muc": {
+                "codes": sorted(int(c.get("code")) for c in x.findall("{%s}status" % MUC_USER_NS)),
+                "affiliation": None if item is None else item.get("affiliation"),
+                "role": None if item is None else item.get("role"),
+                "jid": None if item is None else item.get("jid"),
+                "nick": None if item is None else item.get("nick"),
+                "destroy_alt": None if destroy is None else destroy.get("jid"),
+                "occupant_id": None if oid is None else oid.get("id")}}
+        err = xml.find("{%s}error" % CLIENT_NS)
         emit("presence",
+             error=None if err is None else [common.local_name(c.tag) for c in err],
+             **muc,
              **{"from": xml.get("from"), "to": xml.get("to")},
              type=xml.get("type") or "available",
              show=show.text if show is not None else None,
@@ -178,7 +287,7 @@ class Client:
                 emit("fatal", error="bad command line %r: %s" % (line, e))
                 self.finish(common.EXIT_ERROR)
                 return
-            asyncio.ensure_future(self.run_command(cmd))
+            self.keep(self.run_command(cmd))
 
     async def run_command(self, cmd):
         name = cmd.get("cmd")
@@ -329,6 +438,205 @@ class Client:
              fields={} if v is None else common.xml_to_paths(v),
              **{"from": res.xml.get("from")})
 
+    # --- multi-device commands (--extras) ---------------------------------
+
+    async def cmd_carbons_enable(self, cmd):
+        iq = self.xmpp.Iq()
+        iq["type"] = "set"
+        ET.SubElement(iq.xml, "{%s}enable" % CARBONS_NS)
+        _res, err = await common.send_iq(iq)
+        emit("done", id=cmd.get("id"), ok=err is None, error=err)
+
+    async def cmd_mam_query(self, cmd):
+        qid = "q%d" % (len(self.mam_results) + 1)
+        self.mam_results[qid] = []
+        iq = self.xmpp.Iq()
+        iq["type"] = "set"
+        if cmd.get("to"):
+            iq["to"] = cmd["to"]
+        q = ET.SubElement(iq.xml, "{%s}query" % MAM_NS, {"queryid": qid})
+        form = ET.SubElement(q, "{%s}x" % DATA_NS, {"type": "submit"})
+        fields = {"FORM_TYPE": MAM_NS}
+        for k in ("with", "start", "end"):
+            if cmd.get(k):
+                fields[k] = cmd[k]
+        for var, val in fields.items():
+            f = ET.SubElement(form, "{%s}field" % DATA_NS, {"var": var})
+            if var == "FORM_TYPE":
+                f.set("type", "hidden")
+            ET.SubElement(f, "{%s}value" % DATA_NS).text = val
+        rsm = ET.SubElement(q, "{%s}set" % RSM_NS)
+        if cmd.get("max") is not None:
+            ET.SubElement(rsm, "{%s}max" % RSM_NS).text = str(cmd["max"])
+        if cmd.get("after"):
+            ET.SubElement(rsm, "{%s}after" % RSM_NS).text = cmd["after"]
+        if cmd.get("before") is not None:
+            ET.SubElement(rsm, "{%s}before" % RSM_NS).text = cmd["before"] or None
+        res, err = await common.send_iq(iq)
+        msgs = self.mam_results.pop(qid, [])
+        if err:
+            emit("done", id=cmd.get("id"), ok=False, error=err)
+            return
+        fin = res.xml.find("{%s}fin" % MAM_NS)
+        st = None if fin is None else fin.find("{%s}set" % RSM_NS)
+
+        def rsm_text(tag):
+            e = None if st is None else st.find("{%s}%s" % (RSM_NS, tag))
+            return None if e is None else e.text
+        emit("done", id=cmd.get("id"), ok=True, messages=msgs,
+             complete=fin is not None and fin.get("complete") in ("true", "1"),
+             first=rsm_text("first"), last=rsm_text("last"), count=rsm_text("count"))
+
+    async def cmd_pep_publish(self, cmd):
+        iq = self.xmpp.Iq()
+        iq["type"] = "set"
+        ps = ET.SubElement(iq.xml, "{%s}pubsub" % PUBSUB_NS)
+        pub = ET.SubElement(ps, "{%s}publish" % PUBSUB_NS, {"node": cmd["node"]})
+        item = ET.SubElement(pub, "{%s}item" % PUBSUB_NS)
+        if cmd.get("item_id"):
+            item.set("id", cmd["item_id"])
+        item.append(ET.fromstring(cmd["payload"]))
+        if cmd.get("options"):
+            po = ET.SubElement(ps, "{%s}publish-options" % PUBSUB_NS)
+            form = ET.SubElement(po, "{%s}x" % DATA_NS, {"type": "submit"})
+            opts = {"FORM_TYPE": PUBSUB_NS + "#publish-options"}
+            opts.update(cmd["options"])
+            for var, val in opts.items():
+                f = ET.SubElement(form, "{%s}field" % DATA_NS, {"var": var})
+                ET.SubElement(f, "{%s}value" % DATA_NS).text = str(val)
+        _res, err = await common.send_iq(iq)
+        emit("done", id=cmd.get("id"), ok=err is None, error=err)
+
+    async def cmd_pep_items(self, cmd):
+        iq = self.xmpp.Iq()
+        iq["type"] = "get"
+        if cmd.get("jid"):
+            iq["to"] = cmd["jid"]
+        ps = ET.SubElement(iq.xml, "{%s}pubsub" % PUBSUB_NS)
+        ET.SubElement(ps, "{%s}items" % PUBSUB_NS, {"node": cmd["node"]})
+        res, err = await common.send_iq(iq)
+        if err:
+            emit("done", id=cmd.get("id"), ok=False, error=err)
+            return
+        items = res.xml.find("{%s}pubsub/{%s}items" % (PUBSUB_NS, PUBSUB_NS))
+        emit("done", id=cmd.get("id"), ok=True, items=[] if items is None else [
+            {"id": i.get("id"), "xml": [ET.tostring(c, encoding="unicode") for c in i]}
+            for i in items.findall("{%s}item" % PUBSUB_NS)])
+
+    async def blocking_iq(self, cmd, name, typ):
+        iq = self.xmpp.Iq()
+        iq["type"] = typ
+        el = ET.SubElement(iq.xml, "{%s}%s" % (BLOCKING_NS, name))
+        for j in cmd.get("jids") or []:
+            ET.SubElement(el, "{%s}item" % BLOCKING_NS, {"jid": j})
+        return await common.send_iq(iq)
+
+    async def cmd_block(self, cmd):
+        _res, err = await self.blocking_iq(cmd, "block", "set")
+        emit("done", id=cmd.get("id"), ok=err is None, error=err)
+
+    async def cmd_unblock(self, cmd):
+        _res, err = await self.blocking_iq(cmd, "unblock", "set")
+        emit("done", id=cmd.get("id"), ok=err is None, error=err)
+
+    async def cmd_blocklist(self, cmd):
+        res, err = await self.blocking_iq(cmd, "blocklist", "get")
+        if err:
+            emit("done", id=cmd.get("id"), ok=False, error=err)
+            return
+        bl = res.xml.find("{%s}blocklist" % BLOCKING_NS)
+        emit("done", id=cmd.get("id"), ok=True,
+             jids=[] if bl is None else [i.get("jid") for i in bl.findall("{%s}item" % BLOCKING_NS)])
+
+    async def cmd_csi(self, cmd):
+        self.xmpp.send_raw("<%s xmlns='%s'/>" % (cmd["state"], CSI_NS))
+        emit("done", id=cmd.get("id"), ok=True)
+
+    # --- group chat (XEP-0045 through slixmpp's xep_0045 plugin) -------------
+
+    async def cmd_muc_join(self, cmd):
+        from slixmpp.exceptions import PresenceError
+        kw = {}
+        if cmd.get("password") is not None:
+            kw["password"] = cmd["password"]
+        if cmd.get("maxstanzas") is not None:
+            kw["maxstanzas"] = cmd["maxstanzas"]
+        try:
+            pres, subject, occupants, history = await self.xmpp["xep_0045"].join_muc_wait(
+                slixmpp.JID(cmd["room"]), cmd["nick"], timeout=10, **kw)
+        except PresenceError as e:
+            emit("done", id=cmd.get("id"), ok=False,
+                 error={"condition": e.presence["error"]["condition"], "type": e.presence["error"]["type"]})
+            return
+        except asyncio.TimeoutError:
+            emit("done", id=cmd.get("id"), ok=False, error={"condition": "timeout"})
+            return
+        x = pres.xml.find("{%s}x" % MUC_USER_NS)
+        item = None if x is None else x.find("{%s}item" % MUC_USER_NS)
+        emit("done", id=cmd.get("id"), ok=True, nick=pres["from"].resource,
+             codes=[] if x is None else sorted(int(c.get("code")) for c in x.findall("{%s}status" % MUC_USER_NS)),
+             affiliation=None if item is None else item.get("affiliation"),
+             role=None if item is None else item.get("role"),
+             subject=subject["subject"],
+             occupants=[str(o["from"].resource) for o in occupants],
+             history=[m["body"] for m in history])
+
+    async def cmd_muc_leave(self, cmd):
+        self.xmpp["xep_0045"].leave_muc(slixmpp.JID(cmd["room"]), cmd["nick"])
+        emit("done", id=cmd.get("id"), ok=True)
+
+    async def cmd_muc_send(self, cmd):
+        self.xmpp.make_message(mto=cmd["room"], mbody=cmd["body"], mtype="groupchat").send()
+        emit("done", id=cmd.get("id"), ok=True)
+
+    async def cmd_muc_subject(self, cmd):
+        self.xmpp["xep_0045"].set_subject(slixmpp.JID(cmd["room"]), cmd["subject"])
+        emit("done", id=cmd.get("id"), ok=True)
+
+    async def muc_iq(self, cmd, coro):
+        from slixmpp.exceptions import IqError, IqTimeout
+        try:
+            await coro
+        except IqError as e:
+            emit("done", id=cmd.get("id"), ok=False, error=common.iq_error_dict(e.iq))
+            return
+        except IqTimeout:
+            emit("done", id=cmd.get("id"), ok=False, error={"condition": "timeout"})
+            return
+        emit("done", id=cmd.get("id"), ok=True)
+
+    async def cmd_muc_config(self, cmd):
+        from slixmpp.exceptions import IqError
+        room = slixmpp.JID(cmd["room"])
+        try:
+            form = await self.xmpp["xep_0045"].get_room_config(room)
+        except IqError as e:
+            emit("done", id=cmd.get("id"), ok=False, error=common.iq_error_dict(e.iq))
+            return
+        for var, val in (cmd.get("fields") or {}).items():
+            if var not in form["fields"]:
+                emit("done", id=cmd.get("id"), ok=False, error={"condition": "no field %s in the form" % var})
+                return
+            form["fields"][var]["value"] = val
+        await self.muc_iq(cmd, self.xmpp["xep_0045"].set_room_config(room, form))
+
+    async def cmd_muc_affiliation(self, cmd):
+        await self.muc_iq(cmd, self.xmpp["xep_0045"].set_affiliation(
+            slixmpp.JID(cmd["room"]), cmd["affiliation"], jid=slixmpp.JID(cmd["jid"]), reason=cmd.get("reason", "")))
+
+    async def cmd_muc_role(self, cmd):
+        await self.muc_iq(cmd, self.xmpp["xep_0045"].set_role(
+            slixmpp.JID(cmd["room"]), cmd["nick"], cmd["role"], reason=cmd.get("reason", "")))
+
+    async def cmd_muc_destroy(self, cmd):
+        alt = slixmpp.JID(cmd["alt"]) if cmd.get("alt") else None
+        await self.muc_iq(cmd, self.xmpp["xep_0045"].destroy(
+            slixmpp.JID(cmd["room"]), reason=cmd.get("reason", ""), altroom=alt))
+
+    async def cmd_muc_invite(self, cmd):
+        self.xmpp["xep_0045"].invite(slixmpp.JID(cmd["room"]), slixmpp.JID(cmd["jid"]), reason=cmd.get("reason", ""))
+        emit("done", id=cmd.get("id"), ok=True)
+
 
 async def main():
     p = common.base_parser(__doc__.splitlines()[0])
@@ -336,6 +644,10 @@ async def main():
                    help="do not request the roster after login")
     p.add_argument("--no-presence", dest="presence", action="store_false",
                    help="do not send initial presence after login")
+    p.add_argument("--extras", action="store_true",
+                   help="load the multi-device plugins (carbons, MAM, PEP, caps, blocking, CSI)")
+    p.add_argument("--notify", action="append", default=[],
+                   help="with --extras: announce NODE+notify in entity capabilities")
     args = p.parse_args()
     common.setup_logging()
     common.start_watchdog(args.timeout)

@@ -85,7 +85,8 @@ class SMClient(client.Client):
             emit("initial_presence_sent")
         if not self.commands_started:
             self.commands_started = True
-            asyncio.ensure_future(self.read_commands())
+            # Hold the task: asyncio keeps only a weak reference to it.
+            self.commands_task = asyncio.ensure_future(self.read_commands())
 
     def on_disconnected(self, reason):
         emit("disconnected", reason=str(reason) if reason else None, requested=self.quitting)

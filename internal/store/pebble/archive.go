@@ -1,0 +1,588 @@
+package pebble
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/parley-im/parley/internal/store"
+)
+
+// Archive keys (XEP-0313 message archives):
+//
+//	h/<owner>\x00<pos>                 message (value: encodeArchived)
+//	hi/<owner>\x00<id>                 id index (value: <pos>)
+//	hw/<owner>\x00<with>\x00<pos>      with index (value: empty)
+//	hp/<owner>                         preferences (value: encodeArchivePrefs)
+//
+// <owner> is a localpart or a room's bare JID, <with> a bare JID; neither
+// contains NUL, so owner+NUL (and owner+NUL+with+NUL) are exact prefixes:
+// owner "ann" never sees the keys of owner "ann\x00x" (which cannot exist),
+// and a with-scan for "a@x" never sees "a@x.org". The id is last in its key
+// and may hold any byte.
+//
+// <pos> is 20 bytes: the archive time as big-endian Unix seconds with the
+// sign bit flipped (so byte order is time order, before 1970 too), then
+// big-endian nanoseconds (4 bytes), then an 8-byte insertion sequence that
+// orders messages with equal times. Keying by owner+pos makes Start, End,
+// after-id and before-id bounds of one iterator (seeks, never scans), and a
+// last page a backward walk from the upper bound.
+//
+// The with index is keys only: a with-filtered page walks it and reads each
+// message by point lookup. It costs one small key per message with a
+// non-empty With; without it a page for a rarely-seen peer would read the
+// whole archive (see BenchmarkArchive for both numbers).
+//
+// There is no count key: keeping one exact under concurrent appends and
+// expiry needs a per-owner read-modify-write. QueryArchive reports Count
+// only when the page itself proves it (see QueryArchive).
+const (
+	tagArchive      = "h/"
+	tagArchiveID    = "hi/"
+	tagArchiveWith  = "hw/"
+	tagArchivePrefs = "hp/"
+)
+
+// posLen is the length of <pos>.
+const posLen = 20
+
+// archiveSeq issues the insertion sequence of <pos>. It starts at the wall
+// clock in nanoseconds and counts up by one per append, so it stays below
+// the clock of any later process (no process appends once per nanosecond):
+// equal-time messages keep their insertion order across restarts without a
+// stored counter, unless the clock is set back between two runs. It is
+// shared by every Store in the process, which costs nothing.
+var archiveSeq atomic.Uint64
+
+func init() { archiveSeq.Store(uint64(time.Now().UnixNano())) }
+
+// archiveInflight holds the ids of appends between their existence check
+// and their commit, so that two concurrent appends of one id cannot both
+// pass the check. Holding a lock across the commit instead would serialise
+// the fsyncs of every owner sharing a stripe and defeat group commit.
+var archiveInflight [numStripes]struct {
+	sync.Mutex
+	ids map[inflightID]struct{}
+	_   [48]byte
+}
+
+type inflightID struct {
+	s         *Store
+	owner, id string
+}
+
+func appendPos(b []byte, t time.Time, seq uint64) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(t.Unix())^(1<<63))
+	b = binary.BigEndian.AppendUint32(b, uint32(t.Nanosecond()))
+	return binary.BigEndian.AppendUint64(b, seq)
+}
+
+func posTime(pos []byte) time.Time {
+	sec := int64(binary.BigEndian.Uint64(pos) ^ (1 << 63))
+	return time.Unix(sec, int64(binary.BigEndian.Uint32(pos[8:]))).UTC()
+}
+
+// archivePrefix returns tag+owner+NUL (+with+NUL when with is given).
+func archivePrefix(tag, owner, with string) []byte {
+	k := make([]byte, 0, len(tag)+len(owner)+len(with)+2+posLen+1)
+	k = append(k, tag...)
+	k = append(k, owner...)
+	k = append(k, sep)
+	if with != "" {
+		k = append(k, with...)
+		k = append(k, sep)
+	}
+	return k
+}
+
+func archiveIDKey(owner, id string) []byte {
+	return append(archivePrefix(tagArchiveID, owner, ""), id...)
+}
+
+// Archived message value: format, id, with, stanza (the rest, no length).
+// The time is in the key.
+func encodeArchived(m store.ArchivedMessage) []byte {
+	b := make([]byte, 0, 1+2+len(m.ID)+2+len(m.With)+len(m.Stanza))
+	b = append(b, formatV1)
+	b = appendString(b, m.ID)
+	b = appendString(b, m.With)
+	return append(b, m.Stanza...)
+}
+
+// decodeArchivedHead reads id and with only (for expiry).
+func decodeArchivedHead(v []byte) (id, with string, rest []byte, err error) {
+	d := decoder{b: v}
+	d.version()
+	id = d.string()
+	with = d.string()
+	return id, with, d.b, d.err
+}
+
+func decodeArchived(pos, v []byte) (store.ArchivedMessage, error) {
+	id, with, rest, err := decodeArchivedHead(v)
+	if err != nil {
+		return store.ArchivedMessage{}, fmt.Errorf("decode archived message: %w", err)
+	}
+	return store.ArchivedMessage{ID: id, Time: posTime(pos), With: with, Stanza: bytes.Clone(rest)}, nil
+}
+
+// Prefs value: format, default, count + always JIDs, count + never JIDs.
+func encodeArchivePrefs(p store.ArchivePrefs) []byte {
+	b := []byte{formatV1}
+	b = appendString(b, p.Default)
+	for _, l := range [][]string{p.Always, p.Never} {
+		b = binary.AppendUvarint(b, uint64(len(l)))
+		for _, j := range l {
+			b = appendString(b, j)
+		}
+	}
+	return b
+}
+
+func decodeArchivePrefs(v []byte) (store.ArchivePrefs, error) {
+	d := decoder{b: v}
+	d.version()
+	p := store.ArchivePrefs{Default: d.string()}
+	for _, l := range []*[]string{&p.Always, &p.Never} {
+		n := d.uvarint()
+		if n > uint64(len(d.b)) { // each JID takes at least one byte
+			d.fail()
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			*l = append(*l, d.string())
+		}
+	}
+	if err := d.done(); err != nil {
+		return store.ArchivePrefs{}, fmt.Errorf("decode archive prefs: %w", err)
+	}
+	return p, nil
+}
+
+// AppendArchive implements store.Archive. The message, its id index entry
+// and its with index entry are one batch, written with the store's
+// durability (fsynced in DurabilityFsync mode).
+func (s *Store) AppendArchive(ctx context.Context, owner string, m store.ArchivedMessage) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := validName("archive owner", owner); err != nil {
+		return err
+	}
+	if m.ID == "" {
+		return fmt.Errorf("%w: empty archive id", ErrInvalidName)
+	}
+	if m.With != "" {
+		if err := validName("archive with", m.With); err != nil {
+			return err
+		}
+	}
+	db, err := s.enter()
+	if err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+
+	idKey := archiveIDKey(owner, m.ID)
+	fl := &archiveInflight[s.stripe(owner)]
+	key := inflightID{s, owner, m.ID}
+	fl.Lock()
+	if _, busy := fl.ids[key]; busy {
+		fl.Unlock()
+		return fmt.Errorf("archive %q: id %q: %w", owner, m.ID, store.ErrExists)
+	}
+	if _, ok, err := get(db, idKey); err != nil || ok {
+		fl.Unlock()
+		if err != nil {
+			return fmt.Errorf("pebble store: append to archive %q: %w", owner, err)
+		}
+		return fmt.Errorf("archive %q: id %q: %w", owner, m.ID, store.ErrExists)
+	}
+	if fl.ids == nil {
+		fl.ids = make(map[inflightID]struct{})
+	}
+	fl.ids[key] = struct{}{}
+	fl.Unlock()
+	defer func() {
+		fl.Lock()
+		delete(fl.ids, key)
+		fl.Unlock()
+	}()
+
+	pos := appendPos(nil, m.Time, archiveSeq.Add(1))
+	b := db.NewBatch()
+	defer b.Close()
+	errs := []error{
+		b.Set(append(archivePrefix(tagArchive, owner, ""), pos...), encodeArchived(m), nil),
+		b.Set(idKey, pos, nil),
+	}
+	if m.With != "" {
+		errs = append(errs, b.Set(append(archivePrefix(tagArchiveWith, owner, m.With), pos...), nil, nil))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("pebble store: append to archive %q: %w", owner, err)
+	}
+	// No fsync of its own: the message's durability is the recipient's
+	// queue, appended (and synced) just before. The write-ahead log is
+	// ordered, so the next synced commit of any writer makes this one
+	// durable too; a crash loses at most the archive copies of the last
+	// few milliseconds, never a message. An fsync here would put one or
+	// two more group commits on every routed message.
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("pebble store: append to archive %q: %w", owner, err)
+	}
+	return nil
+}
+
+// QueryArchive implements store.Archive. Start, End, AfterID and BeforeID
+// become the bounds of one iterator, so a page costs one or two id lookups,
+// one seek and Max steps whatever the archive's size; Last pages walk
+// backwards from the upper bound. With walks the with index and reads each
+// message by point lookup, all from one snapshot.
+//
+// Count is exact when the page holds the whole matching range (no AfterID or
+// BeforeID, and Complete), and -1 otherwise: an exact count of a large
+// archive is a scan of the whole range on every page.
+func (s *Store) QueryArchive(ctx context.Context, owner string, q store.ArchiveQuery) (store.ArchivePage, error) {
+	if err := ctx.Err(); err != nil {
+		return store.ArchivePage{}, err
+	}
+	if err := validName("archive owner", owner); err != nil {
+		return store.ArchivePage{}, err
+	}
+	if q.With != "" {
+		if err := validName("archive with", q.With); err != nil {
+			return store.ArchivePage{}, err
+		}
+	}
+	db, err := s.enter()
+	if err != nil {
+		return store.ArchivePage{}, err
+	}
+	defer s.mu.RUnlock()
+	snap := db.NewSnapshot()
+	defer snap.Close()
+	page, err := queryArchive(snap, owner, q)
+	if err != nil {
+		return store.ArchivePage{}, fmt.Errorf("pebble store: query archive %q: %w", owner, err)
+	}
+	return page, nil
+}
+
+func queryArchive(r pebble.Reader, owner string, q store.ArchiveQuery) (store.ArchivePage, error) {
+	msgPrefix := archivePrefix(tagArchive, owner, "")
+	prefix := msgPrefix
+	if q.With != "" {
+		prefix = archivePrefix(tagArchiveWith, owner, q.With)
+	}
+	// Bounds in <pos> space; lo inclusive, hi exclusive. A 21-byte bound
+	// (pos + NUL) sorts right after that pos.
+	lo := []byte{}
+	hi := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00}
+	raise := func(b []byte) {
+		if bytes.Compare(b, lo) > 0 {
+			lo = b
+		}
+	}
+	lower := func(b []byte) {
+		if bytes.Compare(b, hi) < 0 {
+			hi = b
+		}
+	}
+	if !q.Start.IsZero() {
+		raise(appendPos(nil, q.Start, 0))
+	}
+	if !q.End.IsZero() {
+		lower(append(appendPos(nil, q.End, math.MaxUint64), 0))
+	}
+	for _, b := range []struct {
+		id    string
+		after bool
+	}{{q.AfterID, true}, {q.BeforeID, false}} {
+		if b.id == "" {
+			continue
+		}
+		pos, ok, err := get(r, archiveIDKey(owner, b.id))
+		if err != nil {
+			return store.ArchivePage{}, err
+		}
+		if !ok || len(pos) != posLen {
+			return store.ArchivePage{}, fmt.Errorf("archive id %q: %w", b.id, store.ErrNotFound)
+		}
+		if b.after {
+			raise(append(pos, 0))
+		} else {
+			lower(pos)
+		}
+	}
+	var page store.ArchivePage
+	if bytes.Compare(lo, hi) >= 0 {
+		page.Complete = true
+		page.Count = countIfProven(q, page)
+		return page, nil
+	}
+	it, err := r.NewIter(&pebble.IterOptions{
+		LowerBound: append(slices.Clip(prefix), lo...),
+		UpperBound: append(slices.Clip(prefix), hi...),
+	})
+	if err != nil {
+		return store.ArchivePage{}, err
+	}
+	defer it.Close()
+	var msgs *pebble.Iterator // the with path reads messages through this one
+	if q.With != "" {
+		mlo, mhi := userPrefix(tagArchive, owner)
+		if msgs, err = r.NewIter(&pebble.IterOptions{LowerBound: mlo, UpperBound: mhi}); err != nil {
+			return store.ArchivePage{}, err
+		}
+		defer msgs.Close()
+	}
+
+	step, first := it.Next, it.First
+	if q.Last {
+		step, first = it.Prev, it.Last
+	}
+	if q.Max > 0 {
+		page.Items = make([]store.ArchivedMessage, 0, min(q.Max, 256))
+	}
+	ok := first()
+	for ; ok && (q.Max <= 0 || len(page.Items) < q.Max); ok = step() {
+		pos := it.Key()[len(prefix):]
+		if len(pos) != posLen {
+			return store.ArchivePage{}, fmt.Errorf("archive key %q: %w", it.Key(), errCorrupt)
+		}
+		var v []byte
+		if msgs == nil {
+			if v, err = it.ValueAndErr(); err != nil {
+				return store.ArchivePage{}, err
+			}
+		} else {
+			mk := append(slices.Clip(msgPrefix), pos...)
+			// The snapshot holds index and message together, so a miss
+			// is corruption, not a race.
+			if !msgs.SeekGE(mk) || !bytes.Equal(msgs.Key(), mk) {
+				if err := msgs.Error(); err != nil {
+					return store.ArchivePage{}, err
+				}
+				return store.ArchivePage{}, fmt.Errorf("with index entry %q has no message: %w", it.Key(), errCorrupt)
+			}
+			if v, err = msgs.ValueAndErr(); err != nil {
+				return store.ArchivePage{}, err
+			}
+		}
+		m, err := decodeArchived(pos, v)
+		if err != nil {
+			return store.ArchivePage{}, err
+		}
+		page.Items = append(page.Items, m)
+	}
+	if err := it.Error(); err != nil {
+		return store.ArchivePage{}, err
+	}
+	page.Complete = !ok
+	if q.Last {
+		slices.Reverse(page.Items)
+	}
+	page.Count = countIfProven(q, page)
+	return page, nil
+}
+
+// countIfProven returns the page's length if it provably holds every item
+// matching the filters, else -1.
+func countIfProven(q store.ArchiveQuery, p store.ArchivePage) int {
+	if p.Complete && q.AfterID == "" && q.BeforeID == "" {
+		return len(p.Items)
+	}
+	return -1
+}
+
+// GetArchivePrefs implements store.Archive.
+func (s *Store) GetArchivePrefs(ctx context.Context, owner string) (store.ArchivePrefs, error) {
+	if err := ctx.Err(); err != nil {
+		return store.ArchivePrefs{}, err
+	}
+	if err := validName("archive owner", owner); err != nil {
+		return store.ArchivePrefs{}, err
+	}
+	db, err := s.enter()
+	if err != nil {
+		return store.ArchivePrefs{}, err
+	}
+	defer s.mu.RUnlock()
+	v, ok, err := get(db, pointKey(tagArchivePrefs, owner))
+	if err != nil {
+		return store.ArchivePrefs{}, fmt.Errorf("pebble store: archive prefs of %q: %w", owner, err)
+	}
+	if !ok {
+		return store.ArchivePrefs{}, fmt.Errorf("archive prefs of %q: %w", owner, store.ErrNotFound)
+	}
+	p, err := decodeArchivePrefs(v)
+	if err != nil {
+		return store.ArchivePrefs{}, fmt.Errorf("pebble store: archive prefs of %q: %w", owner, err)
+	}
+	return p, nil
+}
+
+// SetArchivePrefs implements store.Archive: a blind write of one key.
+func (s *Store) SetArchivePrefs(ctx context.Context, owner string, p store.ArchivePrefs) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := validName("archive owner", owner); err != nil {
+		return err
+	}
+	db, err := s.enter()
+	if err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	if err := db.Set(pointKey(tagArchivePrefs, owner), encodeArchivePrefs(p), s.syncWrites); err != nil {
+		return fmt.Errorf("pebble store: set archive prefs of %q: %w", owner, err)
+	}
+	return nil
+}
+
+// DeleteArchive implements store.Archive: range deletions in one batch,
+// whatever the archive's size. An append running concurrently lands either
+// before the deletion (and goes with it) or after it (and starts a new
+// archive).
+func (s *Store) DeleteArchive(ctx context.Context, owner string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := validName("archive owner", owner); err != nil {
+		return err
+	}
+	db, err := s.enter()
+	if err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	b := db.NewBatch()
+	defer b.Close()
+	if err := s.deleteArchiveBatch(b, owner); err != nil {
+		return err
+	}
+	if err := b.Commit(s.syncWrites); err != nil {
+		return fmt.Errorf("pebble store: delete archive %q: %w", owner, err)
+	}
+	return nil
+}
+
+// deleteArchiveBatch adds the deletion of owner's archive, indexes and
+// preferences to b. DeleteAccount calls it so that an account and its
+// archive go in one batch.
+func (s *Store) deleteArchiveBatch(b *pebble.Batch, owner string) error {
+	if err := validName("archive owner", owner); err != nil {
+		return err
+	}
+	var errs []error
+	for _, tag := range []string{tagArchive, tagArchiveID, tagArchiveWith} {
+		lo, hi := userPrefix(tag, owner)
+		errs = append(errs, b.DeleteRange(lo, hi, nil))
+	}
+	errs = append(errs, b.Delete(pointKey(tagArchivePrefs, owner), nil))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("pebble store: delete archive %q: %w", owner, err)
+	}
+	return nil
+}
+
+// archiveExpireBatch bounds the messages deleted per batch, and so the memory of
+// one ExpireArchive step.
+const archiveExpireBatch = 1024
+
+// ExpireArchive implements store.Archive. Keys are owner-major, so each
+// owner's expired messages are the head of its range: the walk reads those
+// (their values name the index keys to delete) and then seeks past the
+// owner. An hourly run costs one seek per owner with an archive plus one
+// step and three deletions per expired message, and no reads of messages it
+// keeps. Deletions are not fsynced: one lost in a crash is deleted again on
+// the next run.
+func (s *Store) ExpireArchive(ctx context.Context, before time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	db, err := s.enter()
+	if err != nil {
+		return 0, err
+	}
+	defer s.mu.RUnlock()
+	n, err := expireArchive(ctx, db, before)
+	if err != nil {
+		return n, fmt.Errorf("pebble store: expire archives: %w", err)
+	}
+	return n, nil
+}
+
+func expireArchive(ctx context.Context, db *pebble.DB, before time.Time) (int, error) {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte(tagArchive), UpperBound: prefixEnd(tagArchive)})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	cut := appendPos(nil, before, 0)
+	b := db.NewBatch()
+	defer func() { b.Close() }()
+	n, pending := 0, 0
+	commit := func() error {
+		if pending == 0 {
+			return nil
+		}
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return err
+		}
+		n += pending
+		pending = 0
+		b.Close()
+		b = db.NewBatch()
+		return ctx.Err()
+	}
+	for ok := it.First(); ok; {
+		k := it.Key()
+		i := bytes.IndexByte(k[len(tagArchive):], sep)
+		if i < 0 || len(k)-len(tagArchive)-i-1 != posLen {
+			return n, fmt.Errorf("archive key %q: %w", k, errCorrupt)
+		}
+		owner := string(k[len(tagArchive) : len(tagArchive)+i])
+		pos := k[len(k)-posLen:]
+		if bytes.Compare(pos, cut) >= 0 {
+			_, hi := userPrefix(tagArchive, owner)
+			ok = it.SeekGE(hi)
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return n, err
+		}
+		id, with, _, err := decodeArchivedHead(v)
+		if err != nil {
+			return n, fmt.Errorf("archive key %q: %w", k, err)
+		}
+		errs := []error{b.Delete(k, nil), b.Delete(archiveIDKey(owner, id), nil)}
+		if with != "" {
+			errs = append(errs, b.Delete(append(archivePrefix(tagArchiveWith, owner, with), pos...), nil))
+		}
+		if err := errors.Join(errs...); err != nil {
+			return n, err
+		}
+		if pending++; pending >= archiveExpireBatch {
+			if err := commit(); err != nil {
+				return n, err
+			}
+		}
+		ok = it.Next()
+	}
+	if err := it.Error(); err != nil {
+		return n, err
+	}
+	return n, commit()
+}

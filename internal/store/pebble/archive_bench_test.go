@@ -1,0 +1,189 @@
+package pebble
+
+import (
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/parley-im/parley/internal/store"
+)
+
+// archiveBenchN is the size of the one archive BenchmarkArchive queries.
+const archiveBenchN = 100_000
+
+var benchWords = strings.Fields(`the a to and of I you it is in that for on are be this with
+have was not we do can what so at just but my if all your about like will get me no
+how time when up out they one there know think good see go now then here yes ok lunch
+meeting tomorrow tonight thanks later sure call message build deploy server release`)
+
+// archiveStanza is a chat message of about 300 bytes as the router stores
+// it: addresses, id, origin-id, a chat state and a body of random words, so
+// that block compression sees realistic text rather than repeats.
+func archiveStanza(r *rand.Rand, i int, peer string) []byte {
+	var body strings.Builder
+	for body.Len() < 90 {
+		body.WriteString(benchWords[r.IntN(len(benchWords))])
+		body.WriteByte(' ')
+	}
+	return fmt.Appendf(nil, `<message xmlns="jabber:client" to="alice@example.org/phone" from="%s/laptop" type="chat" id="%016x">`+
+		`<body>%s</body><active xmlns="http://jabber.org/protocol/chatstates"/>`+
+		`<origin-id xmlns="urn:xmpp:sid:0" id="%016x"/></message>`, peer, r.Uint64(), body.String(), uint64(i))
+}
+
+// BenchmarkArchive fills one user's archive with 100,000 messages, one a
+// second, with 100 peers of which "peer0@example.org" wrote every 100th
+// message, then measures one query per iteration:
+//
+//	go test -run '^$' -bench BenchmarkArchive -v ./internal/store/pebble/
+//
+// -v shows the on-disk bytes per message. The block cache is sized so that
+// blocks get DefaultCacheSize: Pebble charges memtables against the block
+// cache, and with the default options two 32 MiB memtables leave the 64 MiB
+// cache empty, so every page would be read from the OS page cache instead.
+//
+// ScanNoIndex is the cost the with index saves: the walk a scan-based with
+// filter makes over the whole archive when the peer has fewer messages
+// than a page.
+func BenchmarkArchive(b *testing.B) {
+	s := openTest(b, Options{Durability: DurabilityOS, CacheSize: DefaultCacheSize + 2*DefaultMemTableSize})
+	b.Cleanup(func() { _ = s.Close() })
+	ctx := b.Context()
+	r := rand.New(rand.NewPCG(1, 2))
+	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var stanzaBytes int
+	for i := range archiveBenchN {
+		peer := fmt.Sprintf("peer%d@example.org", i%100)
+		st := archiveStanza(r, i, peer)
+		stanzaBytes += len(st)
+		m := store.ArchivedMessage{ID: fmt.Sprintf("%016x", r.Uint64()), Time: start.Add(time.Duration(i) * time.Second), With: peer, Stanza: st}
+		if err := s.AppendArchive(ctx, "alice", m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.db.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.db.Compact(ctx, []byte(tagArchive), prefixEnd(tagArchivePrefs), true); err != nil {
+		b.Fatal(err)
+	}
+	var sst, total int64
+	err := filepath.WalkDir(s.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		total += info.Size()
+		if strings.HasSuffix(path, ".sst") {
+			sst += info.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%d messages, mean stanza %d B; after flush+compaction: tables %.1f B/msg, whole directory %.1f B/msg",
+		archiveBenchN, stanzaBytes/archiveBenchN, float64(sst)/archiveBenchN, float64(total)/archiveBenchN)
+
+	all, err := s.QueryArchive(ctx, "alice", store.ArchiveQuery{Max: archiveBenchN})
+	if err != nil || len(all.Items) != archiveBenchN {
+		b.Fatalf("QueryArchive all: %d items, %v", len(all.Items), err)
+	}
+	mid := all.Items[archiveBenchN/2].ID
+	page := func(name string, q store.ArchiveQuery, want int) {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				p, err := s.QueryArchive(ctx, "alice", q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(p.Items) != want {
+					b.Fatalf("%d items, want %d", len(p.Items), want)
+				}
+			}
+		})
+	}
+	page("LastPage50", store.ArchiveQuery{Max: 50, Last: true}, 50)
+	page("FirstPage50", store.ArchiveQuery{Max: 50}, 50)
+	page("AfterMiddleID50", store.ArchiveQuery{AfterID: mid, Max: 50}, 50)
+	page("BeforeMiddleID50", store.ArchiveQuery{BeforeID: mid, Max: 50, Last: true}, 50)
+	page("With50", store.ArchiveQuery{With: "peer0@example.org", Max: 50}, 50)
+	page("WithLast50", store.ArchiveQuery{With: "peer0@example.org", Max: 50, Last: true}, 50)
+	page("StartEnd50", store.ArchiveQuery{Start: start.Add(40_000 * time.Second), End: start.Add(43_600 * time.Second), Max: 50}, 50)
+	b.Run("ScanNoIndex", func(b *testing.B) {
+		lo, hi := userPrefix(tagArchive, "alice")
+		for b.Loop() {
+			it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+			if err != nil {
+				b.Fatal(err)
+			}
+			n := 0
+			for ok := it.First(); ok; ok = it.Next() {
+				_, with, _, err := decodeArchivedHead(it.Value())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if with == "nobody@example.org" {
+					n++
+				}
+			}
+			if err := it.Close(); err != nil || n != 0 {
+				b.Fatalf("scan: %d, %v", n, err)
+			}
+		}
+	})
+	b.Run("Append", func(b *testing.B) {
+		st := archiveStanza(r, 0, "peer1@example.org")
+		i := 0
+		for b.Loop() {
+			i++
+			m := store.ArchivedMessage{ID: fmt.Sprintf("append%d", i), Time: start.Add(archiveBenchN * time.Second), With: "peer1@example.org", Stanza: st}
+			if err := s.AppendArchive(ctx, "bob", m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkArchiveExpireIdle measures an hourly expiry run that finds
+// nothing to delete in 10,000 archives of 10 messages each: the floor cost
+// of the job, one seek per owner.
+//
+//	go test -run '^$' -bench BenchmarkArchiveExpireIdle ./internal/store/pebble/
+func BenchmarkArchiveExpireIdle(b *testing.B) {
+	s := openTest(b, Options{Durability: DurabilityOS, CacheSize: DefaultCacheSize + 2*DefaultMemTableSize})
+	b.Cleanup(func() { _ = s.Close() })
+	ctx := b.Context()
+	const owners, per = 10_000, 10
+	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	stanza := archiveStanza(rand.New(rand.NewPCG(3, 4)), 0, "peer@example.org")
+	for o := range owners {
+		for i := range per {
+			m := store.ArchivedMessage{ID: fmt.Sprint(i), Time: start.Add(time.Duration(i) * time.Second), With: "peer@example.org", Stanza: stanza}
+			if err := s.AppendArchive(ctx, fmt.Sprintf("user%05d", o), m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := s.db.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.db.Compact(ctx, []byte(tagArchive), prefixEnd(tagArchivePrefs), true); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		n, err := s.ExpireArchive(ctx, start)
+		if err != nil || n != 0 {
+			b.Fatalf("ExpireArchive = %d, %v", n, err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/owners, "ns/owner")
+}
