@@ -174,6 +174,10 @@ func (a *admin) CreateUser(ctx context.Context, username, password string) (web.
 }
 
 func (a *admin) DeleteUser(ctx context.Context, username string) error {
+	if _, err := a.s.store.GetAccount(ctx, username); err != nil {
+		return notFound(username, err)
+	}
+	a.s.forgetInRooms(ctx, username)
 	if err := a.s.store.DeleteAccount(ctx, username); err != nil {
 		return notFound(username, err)
 	}

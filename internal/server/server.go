@@ -25,6 +25,7 @@ import (
 	"github.com/parley-im/parley/internal/im/blocking"
 	"github.com/parley-im/parley/internal/im/caps"
 	"github.com/parley-im/parley/internal/im/mam"
+	"github.com/parley-im/parley/internal/im/muc"
 	"github.com/parley-im/parley/internal/im/pep"
 	"github.com/parley-im/parley/internal/im/carbons"
 	"github.com/parley-im/parley/internal/im/disco"
@@ -38,6 +39,7 @@ import (
 	"github.com/parley-im/parley/internal/store/pebble"
 	"github.com/parley-im/parley/internal/xmlcodec"
 	"github.com/parley-im/parley/internal/xmlstream"
+	"github.com/parley-im/parley/jid"
 )
 
 // Name is what the server calls itself (XEP-0092, disco identity).
@@ -61,6 +63,7 @@ type Server struct {
 	blocking *blocking.Module
 	mam      *mam.Module
 	caps     *caps.Cache
+	muc      *muc.Service // nil when group chat is off
 	tracker  *listener.Tracker
 	c2s      *listener.Listener
 	c2sTLS   *listener.Listener
@@ -154,6 +157,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s.blocking = blk
 	ros.SetBlocker(blk)
 	r.OnUnbind(blk.SessionEnded)
+	reg.OnRemove(func(_ context.Context, user string) { blk.Forget(user) })
 	d.AddServerFeature(blocking.NS)
 	d.AddAccountFeature(blocking.NS)
 
@@ -171,6 +175,33 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	d.AddAccountFeature(pep.AccountFeatures()...)
 	d.AddAccountIdentity(disco.Identity{Category: pep.IdentityCategory, Type: pep.IdentityType})
 	r.OnUnbind(pepSvc.SessionEnded)
+
+	// Group chat (XEP-0045) at conference.<domain>.
+	if m := cfg.MUC(); m != "" {
+		mcfg := muc.Config{
+			Domain: m, ServerDomain: cfg.Domain, Router: r, Store: st, Codec: codec, Logger: log,
+			MaxRooms: cfg.MUCMaxRooms, MaxOccupantsPerRoom: cfg.MUCMaxOccupants,
+		}
+		if cfg.ArchiveRetention == 0 {
+			// With the archive off, rooms do not archive either (room
+			// history on join then lasts as long as the room's goroutine).
+			def := muc.DefaultRoomConfig()
+			def.Logging = false
+			mcfg.Defaults = &def
+		}
+		if s.muc, err = muc.New(mcfg); err != nil {
+			return nil, fmt.Errorf("group chat: %w", err)
+		}
+		if err := s.muc.Start(context.Background()); err != nil {
+			return nil, fmt.Errorf("group chat: %w", err)
+		}
+		r.HandleDomain(s.muc.Domain().String(), s.muc.Handle)
+		mucSvc := s.muc
+		r.OnUnbind(func(full jid.JID) { mucSvc.SessionEnded(context.Background(), full) })
+		_, _, name := s.muc.Identity()
+		d.AddItem(disco.Item{JID: s.muc.Domain().String(), Name: name})
+		reg.OnRemove(func(ctx context.Context, user string) { s.forgetInRooms(ctx, user) })
+	}
 
 	s.sessCfg = &c2s.Config{
 		Domain:            cfg.Domain,
@@ -354,6 +385,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	_ = s.http.Shutdown(ctx)
 	close(s.stopJobs)
 	s.jobs.Wait()
+	if s.muc != nil {
+		s.muc.Close() // before the router and the store: rooms save on the way out
+	}
 	s.caps.Close()
 	s.router.Close()
 	err := s.store.Close()
@@ -374,6 +408,9 @@ func (s *Server) closeAll() {
 	if s.httpLn != nil {
 		_ = s.httpLn.Close()
 	}
+	if s.muc != nil {
+		s.muc.Close()
+	}
 	if s.caps != nil {
 		s.caps.Close()
 	}
@@ -382,5 +419,20 @@ func (s *Server) closeAll() {
 	}
 	if s.store != nil {
 		_ = s.store.Close()
+	}
+}
+
+// forgetInRooms removes a deleted account's room affiliations, so a later
+// account of the same name inherits no ownership, membership or ban.
+func (s *Server) forgetInRooms(ctx context.Context, user string) {
+	if s.muc == nil {
+		return
+	}
+	bare, err := jid.New(user, s.cfg.Domain, "")
+	if err != nil {
+		return
+	}
+	if err := s.muc.ForgetUser(ctx, bare); err != nil {
+		s.log.Error("group chat: forget deleted account", "user", user, "err", err)
 	}
 }

@@ -42,6 +42,16 @@ type Module struct {
 	mu   sync.Mutex
 	last map[string]time.Time // last registration per IP
 	now  func() time.Time
+
+	// onRemove are told of each account a user removed (XEP-0077 §3.2), so
+	// other modules drop what they hold for it.
+	onRemove []func(ctx context.Context, user string)
+}
+
+// OnRemove registers f to run after a user removed their own account.
+// Register before the server starts.
+func (m *Module) OnRemove(f func(ctx context.Context, user string)) {
+	m.onRemove = append(m.onRemove, f)
 }
 
 // New creates the module; open enables account creation by anyone. It
@@ -183,6 +193,9 @@ func (m *Module) handleAuthed(ctx context.Context, from, to jid.JID, iq *stanza.
 			return nil, fmt.Errorf("unregister %s: %w", user, err)
 		}
 		m.log.Info("register: account removed", "user", user)
+		for _, f := range m.onRemove {
+			f(ctx, user)
+		}
 		// The reply goes out before the sessions close (XEP-0077 §3.2).
 		m.router.DeliverTo(ctx, from, result().SetAttr("id", iq.ID()).SetAttr("to", from.String()))
 		for _, s := range m.router.Sessions(user) {

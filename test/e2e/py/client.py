@@ -606,19 +606,28 @@ class Client:
         emit("done", id=cmd.get("id"), ok=True)
 
     async def cmd_muc_config(self, cmd):
+        # Fetch the owner form as a client must, then submit the chosen
+        # fields (XEP-0045 §10.2).
         from slixmpp.exceptions import IqError
         room = slixmpp.JID(cmd["room"])
         try:
-            form = await self.xmpp["xep_0045"].get_room_config(room)
+            await self.xmpp["xep_0045"].get_room_config(room)
         except IqError as e:
             emit("done", id=cmd.get("id"), ok=False, error=common.iq_error_dict(e.iq))
             return
-        for var, val in (cmd.get("fields") or {}).items():
-            if var not in form["fields"]:
-                emit("done", id=cmd.get("id"), ok=False, error={"condition": "no field %s in the form" % var})
-                return
-            form["fields"][var]["value"] = val
-        await self.muc_iq(cmd, self.xmpp["xep_0045"].set_room_config(room, form))
+        iq = self.xmpp.Iq()
+        iq["type"] = "set"
+        iq["to"] = cmd["room"]
+        q = ET.SubElement(iq.xml, "{http://jabber.org/protocol/muc#owner}query")
+        form = ET.SubElement(q, "{%s}x" % DATA_NS, {"type": "submit"})
+        fields = {"FORM_TYPE": "http://jabber.org/protocol/muc#roomconfig"}
+        fields.update(cmd.get("fields") or {})
+        for var, val in fields.items():
+            f = ET.SubElement(form, "{%s}field" % DATA_NS, {"var": var})
+            for v in (val if isinstance(val, list) else [val]):
+                ET.SubElement(f, "{%s}value" % DATA_NS).text = str(v)
+        _res, err = await common.send_iq(iq)
+        emit("done", id=cmd.get("id"), ok=err is None, error=err)
 
     async def cmd_muc_affiliation(self, cmd):
         await self.muc_iq(cmd, self.xmpp["xep_0045"].set_affiliation(
