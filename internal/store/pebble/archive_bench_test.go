@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -142,9 +143,9 @@ func BenchmarkArchive(b *testing.B) {
 	})
 	b.Run("Append", func(b *testing.B) {
 		st := archiveStanza(r, 0, "peer1@example.org")
-		i := 0
 		for b.Loop() {
-			i++
+			// Unique across -count runs, which share the archive.
+			i := appendSeq.Add(1)
 			m := store.ArchivedMessage{ID: fmt.Sprintf("append%d", i), Time: start.Add(archiveBenchN * time.Second), With: "peer1@example.org", Stanza: st}
 			if err := s.AppendArchive(ctx, "bob", m); err != nil {
 				b.Fatal(err)
@@ -152,6 +153,8 @@ func BenchmarkArchive(b *testing.B) {
 		}
 	})
 }
+
+var appendSeq atomic.Int64
 
 // BenchmarkArchiveExpireIdle measures an hourly expiry run that finds
 // nothing to delete in 10,000 archives of 10 messages each: the floor cost
