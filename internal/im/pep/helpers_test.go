@@ -2,10 +2,7 @@ package pep_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,10 +10,9 @@ import (
 	"github.com/parley-im/parley/internal/im/caps"
 	"github.com/parley-im/parley/internal/im/pep"
 	"github.com/parley-im/parley/internal/router"
-	"github.com/parley-im/parley/internal/sasl"
+	"github.com/parley-im/parley/internal/router/routertest"
 	"github.com/parley-im/parley/internal/store"
 	"github.com/parley-im/parley/internal/store/pebble"
-	"github.com/parley-im/parley/internal/xmlstream"
 	"github.com/parley-im/parley/jid"
 	"github.com/parley-im/parley/stanza"
 )
@@ -32,29 +28,28 @@ const (
 
 var (
 	ctx      = context.Background()
-	quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
+	quietLog = routertest.Quiet
 )
 
-// session is a fake client session. It records what it is given and, like
-// a client, answers the server's disco#info with its own features (or, if
-// lie is set, with those instead).
+// session is a fake client session (routertest.Session records what it is
+// given) that, like a client, answers the server's disco#info with its own
+// features (or, if lie is set, with those instead).
 type session struct {
+	*routertest.Session
 	e     *env
 	j     jid.JID
-	avail atomic.Bool
 	info  *stanza.Element // the disco#info query it answers with
 	lie   *stanza.Element // if set, answered instead of info
 	asked atomic.Int32    // disco#info requests received
-	mu    sync.Mutex
-	got   []*stanza.Element
 }
 
-func (s *session) JID() jid.JID             { return s.j }
-func (s *session) Available() bool          { return s.avail.Load() }
-func (s *session) Priority() int            { return 0 }
-func (s *session) Kick(*stanza.StreamError) {}
+func (e *env) newSession(full string, info *stanza.Element) *session {
+	rs := routertest.NewSession(e.t, full, false, 0)
+	return &session{Session: rs, e: e, j: rs.JID(), info: info}
+}
 
-func (s *session) Deliver(el *stanza.Element, _ *router.Ack) bool {
+// Deliver implements router.Session.
+func (s *session) Deliver(el *stanza.Element, ack *router.Ack) bool {
 	if el.Name == "iq" && el.Type() == "get" {
 		if q := el.Child("query", nsDiscoInfo); q != nil {
 			s.asked.Add(1)
@@ -71,20 +66,11 @@ func (s *session) Deliver(el *stanza.Element, _ *router.Ack) bool {
 			return true
 		}
 	}
-	s.mu.Lock()
-	s.got = append(s.got, el)
-	s.mu.Unlock()
-	return true
+	return s.Session.Deliver(el, ack)
 }
 
 // take returns and forgets what was delivered.
-func (s *session) take() []*stanza.Element {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	got := s.got
-	s.got = nil
-	return got
-}
+func (s *session) take() []*stanza.Element { return s.Take() }
 
 // events returns the pubsub event messages in got as "from node kind id"
 // lines (kind: item, retract, delete), with "+delay" for a delayed one.
@@ -133,36 +119,17 @@ type limits struct {
 
 func newEnv(t *testing.T, l limits, users ...string) *env {
 	t.Helper()
-	st, err := pebble.Open(t.TempDir(), pebble.Options{Durability: pebble.DurabilityOS, Logger: quietLog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := router.New(router.Config{Domain: domain, Store: st, Codec: xmlstream.Storage{}, Logger: quietLog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		r.Close()
-		if err := st.Close(); err != nil {
-			t.Errorf("close store: %v", err)
-		}
-	})
+	re := routertest.New(t, domain, routertest.Options{}, users...)
+	st, r := re.Store, re.Router
 	cc := caps.New(caps.Config{Sender: r, Logger: quietLog})
 	svc, err := pep.New(pep.Config{
-		Store: st, Router: r, Codec: xmlstream.Storage{}, Caps: cc, Logger: quietLog,
+		Store: st, Router: r, Codec: routertest.Codec, Caps: cc, Logger: quietLog,
 		MaxItemBytes: l.itemBytes, MaxNodesPerUser: l.nodes, MaxItemsPerNode: l.items,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, st: st, r: r, caps: cc, svc: svc}
-	for _, u := range users {
-		c := store.SCRAM{Salt: []byte("salt"), Iterations: sasl.DefaultIterations, StoredKey: []byte("k"), ServerKey: []byte("k")}
-		if err := st.CreateAccount(ctx, store.Account{Username: u, Created: time.Now(), SHA1: c, SHA256: c}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return e
+	return &env{t: t, st: st, r: r, caps: cc, svc: svc}
 }
 
 func mustJID(t *testing.T, s string) jid.JID {
@@ -203,7 +170,7 @@ func (s *session) presence(t *testing.T) *stanza.Element {
 // handled synchronously.
 func (e *env) warmCaps(q *stanza.Element) {
 	e.t.Helper()
-	s := &session{e: e, j: mustJID(e.t, "warm@example.com/w"+strconv.Itoa(int(e.warm.Add(1)))), info: q}
+	s := e.newSession("warm@example.com/w"+strconv.Itoa(int(e.warm.Add(1))), q)
 	if _, err := e.r.Bind(s); err != nil {
 		e.t.Fatal(err)
 	}
@@ -222,7 +189,7 @@ func (e *env) warmCaps(q *stanza.Element) {
 // bind binds a session whose client has the given features, not yet available.
 func (e *env) bind(full string, features ...string) *session {
 	e.t.Helper()
-	s := &session{e: e, j: mustJID(e.t, full), info: discoInfo(features...)}
+	s := e.newSession(full, discoInfo(features...))
 	if old, err := e.r.Bind(s); err != nil || old != nil {
 		e.t.Fatalf("bind %s: %v %v", full, old, err)
 	}
@@ -240,7 +207,7 @@ func (e *env) online(full string, features ...string) *session {
 }
 
 func (e *env) initial(s *session) {
-	s.avail.Store(true)
+	s.SetAvailable(true, 0)
 	e.svc.PresenceBroadcast(ctx, s, s.presence(e.t), true)
 }
 
@@ -274,13 +241,10 @@ func (e *env) iq(s *session, typ, to string, payload *stanza.Element) *stanza.El
 		el.SetAttr("to", to)
 	}
 	e.r.Route(ctx, el)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, g := range s.got {
-		if g.Name == "iq" && g.ID() == "q1" && (g.Type() == "result" || g.Type() == "error") {
-			s.got = append(s.got[:i:i], s.got[i+1:]...)
-			return g
-		}
+	if g := s.TakeFirst(func(g *stanza.Element) bool {
+		return g.Name == "iq" && g.ID() == "q1" && (g.Type() == "result" || g.Type() == "error")
+	}); g != nil {
+		return g
 	}
 	e.t.Fatalf("no reply to %s iq", typ)
 	return nil
