@@ -3,8 +3,6 @@ package muc
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,7 +12,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/internal/router"
-	"github.com/parley-im/parley/internal/store"
+	"github.com/parley-im/parley/internal/router/routertest"
 	"github.com/parley-im/parley/internal/store/pebble"
 	"github.com/parley-im/parley/internal/xmlstream"
 	"github.com/parley-im/parley/jid"
@@ -26,30 +24,22 @@ const (
 	service = "conference.localhost"
 )
 
-var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
+var quietLog = routertest.Quiet
 
-// fakeSession is a router.Session that records what it is given; with
-// refuse set it behaves like a session whose outbound buffer is full.
+// fakeSession is a routertest.Session (it records what it is given; Refuse
+// makes it behave like a session whose outbound buffer is full) that can
+// also hold a delivery: when gate is set, Deliver tells entered and waits
+// for gate to close, a way to hold a room's goroutine still in a test.
 type fakeSession struct {
-	j      jid.JID
-	refuse atomic.Bool
-	// gate, when set, holds Deliver until it is closed, after telling
-	// entered: a way to hold a room's goroutine still in a test.
+	*routertest.Session
+	j       jid.JID
+	mu      sync.Mutex
 	gate    chan struct{}
 	entered chan struct{}
-	mu      sync.Mutex
-	got     []*stanza.Element
 }
 
-func (s *fakeSession) JID() jid.JID                 { return s.j }
-func (s *fakeSession) Available() bool              { return true }
-func (s *fakeSession) Priority() int                { return 0 }
-func (s *fakeSession) Kick(err *stanza.StreamError) {}
-
-func (s *fakeSession) Deliver(el *stanza.Element, _ *router.Ack) bool {
-	if s.refuse.Load() {
-		return false
-	}
+// Deliver implements router.Session.
+func (s *fakeSession) Deliver(el *stanza.Element, ack *router.Ack) bool {
 	s.mu.Lock()
 	gate := s.gate
 	s.gate = nil
@@ -58,10 +48,7 @@ func (s *fakeSession) Deliver(el *stanza.Element, _ *router.Ack) bool {
 		close(s.entered)
 		<-gate
 	}
-	s.mu.Lock()
-	s.got = append(s.got, el)
-	s.mu.Unlock()
-	return true
+	return s.Session.Deliver(el, ack)
 }
 
 // clock is a settable time source: tests move it, nothing sleeps.
@@ -83,6 +70,7 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 type env struct {
+	re    *routertest.Env
 	t     *testing.T
 	st    *pebble.Store
 	r     *router.Router
@@ -96,27 +84,15 @@ type env struct {
 // service on it; mod adjusts the service's Config.
 func newEnv(t *testing.T, mod func(*Config)) *env {
 	t.Helper()
-	st, err := pebble.Open(t.TempDir(), pebble.Options{Durability: pebble.DurabilityOS, Logger: quietLog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, st: st, clock: &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, mod: mod}
-	e.r, err = router.New(router.Config{
-		Domain: domain, Store: st, Codec: xmlstream.Storage{}, Logger: quietLog,
-		IDGen: func() string { return "r-" + strconv.FormatInt(e.ids.Add(1), 10) },
+	e := &env{t: t, clock: &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, mod: mod}
+	e.re = routertest.New(t, domain, routertest.Options{
 		Now:   e.clock.Now,
+		IDGen: func() string { return "r-" + strconv.FormatInt(e.ids.Add(1), 10) },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.st, e.r = e.re.Store, e.re.Router
 	e.start()
-	t.Cleanup(func() {
-		e.s.Close()
-		e.r.Close()
-		if err := st.Close(); err != nil {
-			t.Errorf("close store: %v", err)
-		}
-	})
+	// Runs before routertest's cleanup: rooms save through the store.
+	t.Cleanup(func() { e.s.Close() })
 	return e
 }
 
@@ -160,13 +136,8 @@ type client struct {
 func (e *env) client(full string) *client {
 	e.t.Helper()
 	j := jid.MustParse(full)
-	if _, err := e.st.GetAccount(context.Background(), j.Local()); err != nil {
-		k := store.SCRAM{Salt: []byte("s"), Iterations: 4096, StoredKey: []byte("k"), ServerKey: []byte("k")}
-		if err := e.st.CreateAccount(context.Background(), store.Account{Username: j.Local(), Created: time.Now(), SHA1: k, SHA256: k}); err != nil {
-			e.t.Fatal(err)
-		}
-	}
-	s := &fakeSession{j: j}
+	e.re.EnsureUser(j.Local())
+	s := &fakeSession{Session: routertest.NewSession(e.t, full, true, 0), j: j}
 	if _, err := e.r.Bind(s); err != nil {
 		e.t.Fatal(err)
 	}
@@ -195,13 +166,7 @@ func (c *client) send(el *stanza.Element) {
 }
 
 // take returns and forgets what the client received.
-func (c *client) take() []*stanza.Element {
-	c.sess.mu.Lock()
-	defer c.sess.mu.Unlock()
-	got := c.sess.got
-	c.sess.got = nil
-	return got
-}
+func (c *client) take() []*stanza.Element { return c.sess.Take() }
 
 func roomJID(room string) string      { return room + "@" + service }
 func occJID(room, nick string) string { return roomJID(room) + "/" + nick }

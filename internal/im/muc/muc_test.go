@@ -307,7 +307,7 @@ func TestGroupchatFanOut(t *testing.T) {
 		t.Errorf("non-occupant message: %q", c)
 	}
 	// A full session drops; the others still get the message.
-	bob.sess.refuse.Store(true)
+	bob.sess.Refuse(true)
 	before := e.s.Stats.Dropped.Load()
 	carol.send(groupchat("lobby", "c2", "second"))
 	if e.s.Stats.Dropped.Load() != before+1 {

@@ -198,10 +198,13 @@ type Options struct {
 	MaxOffline  int
 	MaxSessions int
 	Expiry      time.Duration
+	// Now is the router's clock (nil: time.Now); IDGen makes its stanza
+	// ids (nil: "sid-1", "sid-2", … in routing order).
+	Now   func() time.Time
+	IDGen func() string
 }
 
 // New opens a store and a router for domain and creates the accounts.
-// Stanza ids are "sid-1", "sid-2", … in routing order.
 func New(t testing.TB, domain string, o Options, users ...string) *Env {
 	t.Helper()
 	st, err := pebble.Open(t.TempDir(), pebble.Options{Durability: pebble.DurabilityOS, Logger: Quiet})
@@ -209,6 +212,10 @@ func New(t testing.TB, domain string, o Options, users ...string) *Env {
 		t.Fatal(err)
 	}
 	var n atomic.Int64
+	idGen := o.IDGen
+	if idGen == nil {
+		idGen = func() string { return "sid-" + strconv.FormatInt(n.Add(1), 10) }
+	}
 	r, err := router.New(router.Config{
 		Domain:             domain,
 		Store:              st,
@@ -217,7 +224,8 @@ func New(t testing.TB, domain string, o Options, users ...string) *Env {
 		MaxOfflineMessages: o.MaxOffline,
 		MaxSessionsPerUser: o.MaxSessions,
 		OfflineExpiry:      o.Expiry,
-		IDGen:              func() string { return "sid-" + strconv.FormatInt(n.Add(1), 10) },
+		IDGen:              idGen,
+		Now:                o.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -237,6 +245,15 @@ func New(t testing.TB, domain string, o Options, users ...string) *Env {
 
 // CloseRouter closes the router once (Router.Close is not idempotent).
 func (e *Env) CloseRouter() { e.closeOnce.Do(e.Router.Close) }
+
+// EnsureUser creates the account unless it exists.
+func (e *Env) EnsureUser(name string) {
+	e.T.Helper()
+	if _, err := e.Store.GetAccount(context.Background(), name); err == nil {
+		return
+	}
+	e.AddUser(name)
+}
 
 // AddUser creates an account. Its credentials are not usable for a login:
 // the router only asks whether an account exists.
