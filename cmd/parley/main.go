@@ -36,6 +36,7 @@ Usage:
   parley user del JID [--data DIR]
   parley user list [--data DIR]
   parley user import [--data DIR] < FILE    one "JID PASSWORD" per line; existing accounts are skipped
+  parley bench SCENARIO [flags]             load an XMPP server: connect, chat, storm, register (parley bench --help)
   parley version
 
 While a server runs on the data directory, the user commands (except import)
@@ -59,6 +60,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return user(args[1:], stdin, stdout, stderr)
 	case "chat":
 		return chat(args[1:], stdin, stdout, stderr)
+	case "bench":
+		return runBench(args[1:], stdin, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "parley %s\n", server.Version)
 		return 0
@@ -91,6 +94,7 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	log := newLogger(cfg, stderr)
 	slog.SetDefault(log)
+	server.ApplyGCDefaults(os.Getenv, log)
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)

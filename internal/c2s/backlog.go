@@ -45,13 +45,21 @@ func (s *Session) DeliverBacklog(ctx context.Context, el *stanza.Element, ack *r
 			return false
 		}
 		room := len(s.sm.unacked) < s.maxUnacked()/2 && (s.cfg.MaxOutBytes <= 0 || len(s.out) < s.cfg.MaxOutBytes/2)
+		signal := s.room.Load()
+		if !room && signal == nil {
+			// Made in the same critical section as the check, so any
+			// change after it signals this channel.
+			c := make(chan struct{}, 1)
+			signal = &c
+			s.room.Store(signal)
+		}
 		s.outMu.Unlock()
 		if room {
 			break
 		}
 		t := time.NewTimer(backlogWait)
 		select {
-		case <-s.room:
+		case <-*signal:
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
@@ -69,8 +77,12 @@ func (s *Session) DeliverBacklog(ctx context.Context, el *stanza.Element, ack *r
 
 // signalRoom wakes a waiting backlog flush; never blocks.
 func (s *Session) signalRoom() {
+	p := s.room.Load()
+	if p == nil {
+		return // no flush has waited yet: it checks the room before waiting
+	}
 	select {
-	case s.room <- struct{}{}:
+	case *p <- struct{}{}:
 	default:
 	}
 }

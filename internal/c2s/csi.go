@@ -141,8 +141,8 @@ func chatStateOnly(el *stanza.Element) bool {
 // says so (never with a durable ack); overflow is true when el should be held but the set is full
 // (the caller then writes everything held first). outMu must be held.
 func (s *Session) csiHoldLocked(el *stanza.Element, durable bool) (held, overflow bool) {
-	c := &s.csi
-	if !c.inactive || el == nil {
+	c := s.csi
+	if c == nil || !c.inactive || el == nil {
 		return false, false
 	}
 	from := el.From()
@@ -169,7 +169,7 @@ func (s *Session) csiHoldLocked(el *stanza.Element, durable bool) (held, overflo
 // returns false if one could not be encoded: the caller then ends the
 // session as sendLocked does. outMu must be held.
 func (s *Session) csiReleaseLocked() bool {
-	if s.csi.held() == 0 {
+	if s.csi == nil || s.csi.held() == 0 {
 		return true
 	}
 	els := s.csi.take()
@@ -215,8 +215,17 @@ func (s *Session) handleCSI(el *stanza.Element) (bool, error) {
 	}
 	s.take() // a nonza costs a token like a stanza: no free flood
 	s.outMu.Lock()
-	s.csi.inactive = inactive
-	ok := inactive || s.csiReleaseLocked()
+	if s.csi == nil && inactive {
+		s.csi = &csiState{}
+	}
+	ok := true
+	if s.csi != nil {
+		s.csi.inactive = inactive
+		ok = inactive || s.csiReleaseLocked()
+		if !inactive && s.csi.held() == 0 {
+			s.csi = nil // active again with nothing held: keep idle sessions small
+		}
+	}
 	// The reader is inside Feed: its flushInline writes the output.
 	s.outMu.Unlock()
 	if !ok {

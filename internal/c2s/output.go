@@ -294,7 +294,7 @@ func (s *Session) fail(err *stanza.StreamError) {
 			return s.codec.AppendOpen(dst, Header{From: s.cfg.Domain, ID: s.streamID, Version: "1.0", Lang: "en", NS: stanza.NSClient})
 		})
 	}
-	s.log.Debug("c2s: stream error", "ip", s.tr.RemoteIP(), "condition", err.Condition, "text", err.Text)
+	s.log().Debug("c2s: stream error", "ip", s.tr.RemoteIP(), "condition", err.Condition, "text", err.Text)
 	s.close(err)
 }
 
@@ -326,8 +326,8 @@ func (s *Session) End() {
 		s.outMu.Unlock()
 		_ = s.tr.Close()
 		if s.cfg.Resume.detach(s) {
-			s.log.Debug("c2s: session detached, waiting for resumption")
-			close(s.sm.gone)
+			s.log().Debug("c2s: session detached, waiting for resumption")
+			s.sm.closeGone()
 			return
 		}
 		s.outMu.Lock()
@@ -335,7 +335,7 @@ func (s *Session) End() {
 	s.ended, s.closing = true, true
 	s.outMu.Unlock()
 	s.state = stateClosed
-	close(s.sm.gone)
+	s.sm.closeGone()
 	s.finish()
 	_ = s.tr.Close()
 }
@@ -367,10 +367,10 @@ func (s *Session) finish() {
 func (s *Session) safeEnded(directed []jid.JID) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("c2s: panic in end-of-session presence", "panic", r)
+			s.log().Error("c2s: panic in end-of-session presence", "panic", r)
 		}
 	}()
-	s.cfg.Presence.Ended(s.ctx, s, directed)
+	s.cfg.Presence.Ended(s.ctx(), s, directed)
 }
 
 // Shutdown ends the session for a server stop (system-shutdown).

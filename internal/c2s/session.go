@@ -124,11 +124,16 @@ const (
 // owned by the reader (whoever calls Feed); the outbound path is guarded by
 // outMu and may be used from any goroutine. Nothing is buffered while the
 // session is idle.
+//
+// Memory: a session is carried for hours while idle, so what it keeps is
+// counted (docs/density.md): the struct fits a 384-byte size class, the
+// logger with the session's JID is built only when a line is logged, and
+// what only some sessions use (the CSI hold sets, the resumption and backlog
+// signals) is allocated when first needed.
 type Session struct {
 	cfg   *Config
 	tr    Transport
 	codec Codec
-	log   *slog.Logger
 
 	// Reader-owned state.
 	state    state
@@ -138,10 +143,9 @@ type Session struct {
 	jid      jid.JID
 	streamID string
 	tokens   float64
-	lastTok  time.Time
+	lastTok  int64 // unix nanoseconds of the last token taken; 0: none yet
 	directed []jid.JID
 	initial  bool // initial presence sent
-	ctx      context.Context
 
 	// Published to other goroutines.
 	available    atomic.Bool
@@ -160,29 +164,41 @@ type Session struct {
 	closing    bool // no more output accepted
 	closeAfter bool // close the transport once out is written
 	ended      bool
-	noResume   bool          // ended on purpose (stream close, error, kick): no resumption
-	broken     bool          // the connection failed: output is kept for resumption
-	backlog    bool          // the router is flushing the queued backlog (see backlog.go)
-	room       chan struct{} // signalled when acks or writes free room
-	boundKind  string        // transport kind counted in Metrics while bound
-	sm         smState
-	csi        csiState // XEP-0352 (csi.go)
+	noResume   bool // ended on purpose (stream close, error, kick): no resumption
+	broken     bool // the connection failed: output is kept for resumption
+	backlog    bool // the router is flushing the queued backlog (see backlog.go)
+	// room is signalled when acks or writes free room; made by the first
+	// backlog flush that has to wait (backlog.go).
+	room      atomic.Pointer[chan struct{}]
+	boundKind string // transport kind counted in Metrics while bound
+	sm        smState
+	csi       *csiState // XEP-0352 (csi.go); nil until the client is first inactive
 }
 
 // New creates a session on a transport speaking codec. Call Open first if the
 // transport has negotiated anything (direct TLS), then Feed as bytes arrive,
 // and End once the transport has no more bytes.
 func New(cfg *Config, tr Transport, codec Codec) *Session {
-	s := &Session{cfg: cfg, tr: tr, codec: codec, ctx: context.Background()}
+	s := &Session{cfg: cfg, tr: tr, codec: codec}
 	s.secure = tr.TLS() != nil
-	s.log = cfg.Logger
-	if s.log == nil {
-		s.log = slog.Default()
-	}
 	s.tokens = cfg.StanzaBurst
-	s.sm.gone = make(chan struct{})
-	s.room = make(chan struct{}, 1)
 	return s
+}
+
+// ctx is the context of the session's calls into the router and modules.
+// Sessions are not cancelled through it (they end by End); it is not kept
+// in the struct, to keep idle sessions small.
+func (s *Session) ctx() context.Context { return context.Background() }
+
+// log is the session's logger: with its JID once bound. It is built per
+// call, since lines are rare and a stored derived logger would cost every
+// idle session a few hundred bytes.
+func (s *Session) log() *slog.Logger {
+	l := s.cfg.logger()
+	if !s.jid.IsZero() {
+		return l.With("jid", s.jid.String())
+	}
+	return l
 }
 
 // JID returns the bound full JID (zero before binding).
@@ -233,7 +249,7 @@ func (s *Session) Feed(p []byte) (err error) {
 			if s.cfg.Metrics != nil {
 				s.cfg.Metrics.Panics.Add(1)
 			}
-			s.log.Error("c2s: session panic", "jid", s.jid.String(), "panic", r, "stack", string(debug.Stack()))
+			s.log().Error("c2s: session panic", "jid", s.jid.String(), "panic", r, "stack", string(debug.Stack()))
 			s.fail(stanza.NewStreamError(stanza.StreamInternalServerError, ""))
 			err = errSessionPanic
 		}
@@ -288,9 +304,9 @@ func (s *Session) take() {
 	if s.cfg.StanzaRate <= 0 {
 		return
 	}
-	now := s.now()
-	if !s.lastTok.IsZero() {
-		s.tokens += now.Sub(s.lastTok).Seconds() * s.cfg.StanzaRate
+	now := s.now().UnixNano()
+	if s.lastTok != 0 {
+		s.tokens += time.Duration(now-s.lastTok).Seconds() * s.cfg.StanzaRate
 		if s.tokens > s.cfg.StanzaBurst {
 			s.tokens = s.cfg.StanzaBurst
 		}
@@ -433,7 +449,7 @@ func (s *Session) handleNegotiation(el *stanza.Element) error {
 		if !s.secure && s.cfg.StartTLSRequired {
 			return stanza.NewStreamError(stanza.StreamPolicyViolation, "STARTTLS first")
 		}
-		if reply := s.cfg.Register.HandleIQ(s.ctx, s.tr.RemoteIP(), el); reply != nil {
+		if reply := s.cfg.Register.HandleIQ(s.ctx(), s.tr.RemoteIP(), el); reply != nil {
 			s.sendElement(reply)
 		}
 		return nil
@@ -452,7 +468,7 @@ func (s *Session) startTLS() error {
 		return err
 	}
 	if err := s.tr.StartTLS(s.cfg.TLS); err != nil {
-		s.log.Debug("c2s: TLS handshake failed", "ip", s.tr.RemoteIP(), "err", err)
+		s.log().Debug("c2s: TLS handshake failed", "ip", s.tr.RemoteIP(), "err", err)
 		s.state = stateClosed
 		s.markClosing()
 		_ = s.tr.Close()
@@ -539,7 +555,7 @@ func (s *Session) loginFailed(mech, cond string) {
 	if s.cfg.Metrics != nil {
 		s.cfg.Metrics.LoginFailures.Add(1)
 	}
-	s.log.Info("c2s: login failed", "ip", s.tr.RemoteIP(), "mechanism", mech, "condition", cond)
+	s.log().Info("c2s: login failed", "ip", s.tr.RemoteIP(), "mechanism", mech, "condition", cond)
 }
 
 func saslFailure(cond, text string) *stanza.Element {
@@ -570,14 +586,10 @@ func (s *Session) handleBind(el *stanza.Element) error {
 		s.sendError(el, stanza.ErrBadRequest.WithText("invalid resource"))
 		return nil
 	}
-	s.jid = full
-	// Set before the router publishes the session to other goroutines.
-	prevLog := s.log
-	s.log = s.log.With("jid", full.String())
+	s.jid = full // set before the router publishes the session to other goroutines
 	replaced, err := s.cfg.Router.Bind(s)
 	if err != nil {
 		s.jid = jid.JID{}
-		s.log = prevLog
 		s.sendError(el, stanza.ErrResourceConstraint.WithText("too many sessions for this account"))
 		return nil
 	}
@@ -618,7 +630,7 @@ func (s *Session) handleStanza(el *stanza.Element) error {
 		s.handlePresence(el, to)
 		return nil
 	}
-	s.cfg.Router.Route(s.ctx, el)
+	s.cfg.Router.Route(s.ctx(), el)
 	return nil
 }
 
@@ -649,7 +661,7 @@ func (s *Session) handleIQ(el *stanza.Element, to jid.JID) error {
 			return nil
 		}
 	}
-	s.cfg.Router.Route(s.ctx, el)
+	s.cfg.Router.Route(s.ctx(), el)
 	return nil
 }
 
@@ -660,7 +672,7 @@ func (s *Session) handlePresence(el *stanza.Element, to jid.JID) {
 		if to.IsZero() {
 			return
 		}
-		s.cfg.Presence.Subscription(s.ctx, s.jid, el)
+		s.cfg.Presence.Subscription(s.ctx(), s.jid, el)
 		return
 	case "probe":
 		return // RFC 6121 §4.3: clients do not send probes
@@ -683,14 +695,14 @@ func (s *Session) handlePresence(el *stanza.Element, to jid.JID) {
 			s.lastPresence.Store(nil)
 		}
 		el.SetAttr("to", "")
-		s.cfg.Presence.Broadcast(s.ctx, s, el, initial)
+		s.cfg.Presence.Broadcast(s.ctx(), s, el, initial)
 		if typ == "unavailable" {
 			// RFC 6121 §4.6.3: those we sent directed presence to learn
 			// we are gone too.
 			for _, d := range s.directed {
 				out := el.ShallowCopy()
 				out.SetAttr("to", d.String())
-				s.cfg.Router.Route(s.ctx, out)
+				s.cfg.Router.Route(s.ctx(), out)
 			}
 			s.initial = false
 			s.directed = nil
@@ -702,7 +714,7 @@ func (s *Session) handlePresence(el *stanza.Element, to jid.JID) {
 	if typ == "" {
 		s.rememberDirected(to)
 	}
-	s.cfg.Router.Route(s.ctx, el)
+	s.cfg.Router.Route(s.ctx(), el)
 }
 
 func (s *Session) rememberDirected(to jid.JID) {

@@ -35,7 +35,7 @@ type smState struct {
 	// Guarded by the Resumer's lock.
 	resumed bool
 	timer   *time.Timer
-	gone    chan struct{} // closed when the session detaches or ends
+	gone    chan struct{} // closed when the session detaches or ends; made by Resumer.register
 }
 
 type unacked struct {
@@ -217,8 +217,6 @@ func (s *Session) resume(el *stanza.Element) error {
 	s.directed = old.directed
 	s.sm.in = old.sm.in
 	s.sm.id = old.sm.id
-	// Set before the router publishes the session to other goroutines.
-	s.log = s.log.With("jid", s.jid.String())
 
 	s.outMu.Lock()
 	if _, err := s.cfg.Router.Bind(s); err != nil {
@@ -283,7 +281,12 @@ func NewResumer(timeout time.Duration, maxDetached int) *Resumer {
 	return &Resumer{Timeout: timeout, MaxDetached: maxDetached, byID: map[string]*Session{}}
 }
 
+// register makes s findable for resumption. Only registered sessions are
+// ever waited for (handleResume), so only they get the gone signal.
 func (r *Resumer) register(s *Session) {
+	if s.sm.gone == nil {
+		s.sm.gone = make(chan struct{})
+	}
 	r.mu.Lock()
 	r.byID[s.sm.id] = s
 	r.mu.Unlock()
@@ -359,4 +362,12 @@ func (s *Session) isDetached() bool {
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
 	return s.sm.detached
+}
+
+// closeGone signals that the session has detached or ended, to a resuming
+// session waiting for it.
+func (sm *smState) closeGone() {
+	if sm.gone != nil {
+		close(sm.gone)
+	}
 }

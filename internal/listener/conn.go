@@ -4,10 +4,15 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/parley-im/parley/internal/netpoll"
+	"github.com/parley-im/parley/internal/tlsrec"
 )
 
 // readBufSize is the size of the pooled read buffers; a connection holds
@@ -17,23 +22,51 @@ const readBufSize = 4096
 var readPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
 
 // Conn is a client connection: a TCP socket, possibly upgraded to TLS. It
-// implements c2s.Transport. Reads happen only in the connection's reader
-// goroutine; writes only from the session's single flusher, so no lock
-// guards the connection swap of StartTLS (it happens before any output can
-// be pending from another goroutine).
+// implements c2s.Transport.
+//
+// Reading is event-driven: while the connection is idle nothing runs for
+// it. When its socket becomes readable, the shared poller starts a
+// goroutine (Readable) that reads what is there, feeds the session and
+// re-arms the socket; at most one such goroutine runs per connection, so
+// the session's reader-owned state has one owner at a time. Writes come
+// only from the session's single flusher, so no lock guards the connection
+// swap of StartTLS (it happens inside Feed, before any output can be
+// pending from another goroutine).
+//
+// A TLS 1.3 connection with an AES-GCM suite is carried by tlsrec after the
+// handshake (rec), which keeps no buffers while idle; others stay with
+// crypto/tls (tls). The handshake's outcome is kept in state either way.
+//
+// Every idle session keeps one, so its fields are counted (docs/density.md).
 type Conn struct {
-	tcp          *net.TCPConn
-	raw          syscall.RawConn
-	tls          *tls.Conn
-	c            net.Conn
-	ip           string
-	kind         string
-	writeTimeout time.Duration
-	closeOnce    sync.Once
-	onClose      func()
+	l     *Listener
+	tcp   *net.TCPConn
+	raw   syscall.RawConn
+	rec   *tlsrec.Conn
+	tls   *tls.Conn
+	state *tls.ConnectionState
+	ip    string
+	sess  Session // set once the session exists
+	poll  netpoll.Handle
+
+	mu       sync.Mutex
+	idle     *time.Timer // only while unauthenticated
+	kind     connKind
+	busy     bool // a Readable is running
+	finished bool
+	closed   bool
 }
 
-func newConn(tcp *net.TCPConn, writeTimeout time.Duration) (*Conn, error) {
+// connKind is what Kind reports.
+type connKind uint8
+
+const (
+	kindTCP connKind = iota
+	kindStartTLS
+	kindTLS
+)
+
+func newConn(l *Listener, tcp *net.TCPConn) (*Conn, error) {
 	raw, err := tcp.SyscallConn()
 	if err != nil {
 		return nil, err
@@ -42,58 +75,108 @@ func newConn(tcp *net.TCPConn, writeTimeout time.Duration) (*Conn, error) {
 	if a, ok := tcp.RemoteAddr().(*net.TCPAddr); ok {
 		ip = a.IP.String()
 	}
-	return &Conn{tcp: tcp, raw: raw, c: tcp, ip: ip, kind: "tcp", writeTimeout: writeTimeout}, nil
+	return &Conn{l: l, tcp: tcp, raw: raw, ip: ip}, nil
 }
 
 // Write writes p completely within the write timeout.
 func (c *Conn) Write(p []byte) error {
-	if c.writeTimeout > 0 {
-		_ = c.c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	if c.rec != nil {
+		// The record layer sets a deadline for each of its socket writes.
+		_, err := c.rec.Write(p)
+		return err
 	}
-	_, err := c.c.Write(p)
+	var w net.Conn = c.tcp
+	if c.tls != nil {
+		w = c.tls
+	}
+	if d := c.l.cfg.WriteTimeout; d > 0 {
+		_ = w.SetWriteDeadline(time.Now().Add(d))
+	}
+	_, err := w.Write(p)
 	return err
 }
 
 // CanStartTLS reports whether the connection is still plain TCP.
-func (c *Conn) CanStartTLS() bool { return c.tls == nil }
+func (c *Conn) CanStartTLS() bool { return c.state == nil }
 
 // StartTLS performs the server side of a TLS handshake on the socket.
 func (c *Conn) StartTLS(cfg *tls.Config) error {
-	if c.tls != nil {
+	if c.state != nil {
 		return errors.New("listener: TLS already active")
 	}
-	t := tls.Server(c.tcp, cfg)
-	if err := handshake(t); err != nil {
+	if err := c.handshake(cfg); err != nil {
 		return err
 	}
-	c.tls, c.c, c.kind = t, t, "starttls"
+	c.kind = kindStartTLS
 	return nil
 }
 
-func handshake(t *tls.Conn) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+// handshakeTimeout bounds a TLS handshake.
+const handshakeTimeout = 15 * time.Second
+
+// handshake runs the server side of a TLS handshake and installs whichever
+// layer carries the connection afterwards. Its reads block (in Go's
+// poller): the connection is not armed in ours while its reader runs.
+func (c *Conn) handshake(cfg *tls.Config) error {
+	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	defer cancel()
-	return t.HandshakeContext(ctx)
+	res, err := tlsrec.Handshake(ctx, c.tcp, cfg)
+	if err != nil {
+		return fmt.Errorf("listener: TLS handshake: %w", err)
+	}
+	if res.Rec != nil {
+		res.Rec.SetWriteTimeout(c.l.cfg.WriteTimeout)
+		c.rec = res.Rec
+	} else {
+		c.tls = res.TLS
+	}
+	c.state = &res.State
+	return nil
 }
 
 // TLS returns the negotiated TLS state or nil.
 func (c *Conn) TLS() *tls.ConnectionState {
-	if c.tls == nil {
+	if c.state == nil {
 		return nil
 	}
-	st := c.tls.ConnectionState()
+	st := *c.state
 	return &st
 }
 
-// Close closes the socket (idempotent).
+// closeNotifyTimeout bounds the write of a close_notify alert.
+const closeNotifyTimeout = time.Second
+
+// Close ends the connection (idempotent): a TLS close_notify, then a
+// shutdown of both directions, which the peer sees as the end of the
+// stream and which wakes this connection's reader (the socket reads EOF):
+// the reader ends the session and releases the descriptor, so that it is
+// never closed under a reader or while registered with the poller.
 func (c *Conn) Close() error {
+	c.mu.Lock()
+	done := c.closed
+	c.closed = true
+	c.mu.Unlock()
+	if done {
+		return nil
+	}
+	switch {
+	case c.rec != nil:
+		c.rec.CloseNotify(closeNotifyTimeout)
+	case c.tls != nil:
+		// crypto/tls waits for a write in progress; CloseWrite sends
+		// close_notify and makes later writes fail.
+		_ = c.tls.SetWriteDeadline(time.Now().Add(closeNotifyTimeout))
+		_ = c.tls.CloseWrite()
+	}
 	var err error
-	c.closeOnce.Do(func() {
-		err = c.c.Close()
-		if c.onClose != nil {
-			c.onClose()
-		}
-	})
+	if cerr := c.raw.Control(func(fd uintptr) {
+		err = syscall.Shutdown(int(fd), syscall.SHUT_RDWR)
+	}); cerr != nil {
+		err = cerr
+	}
+	if errors.Is(err, syscall.ENOTCONN) {
+		err = nil // the peer is already gone
+	}
 	return err
 }
 
@@ -101,11 +184,199 @@ func (c *Conn) Close() error {
 func (c *Conn) RemoteIP() string { return c.ip }
 
 // Kind is "tcp", "starttls" or "tls".
-func (c *Conn) Kind() string { return c.kind }
+func (c *Conn) Kind() string {
+	switch c.kind {
+	case kindStartTLS:
+		return "starttls"
+	case kindTLS:
+		return "tls"
+	}
+	return "tcp"
+}
+
+// Feeder is what the reader drives: a session fed byte slices.
+type Feeder interface {
+	Feed(p []byte) error
+	Throttle() time.Duration
+	End()
+}
+
+// start begins reading for the session: through the poller if there is
+// one, else on this goroutine (which then returns only at the end).
+func (c *Conn) start() {
+	defer c.recoverPanic()
+	if c.tls != nil && c.rec == nil {
+		// crypto/tls may hold decrypted bytes the socket will not signal.
+		// (With the record-at-a-time handshake reader it should not, but
+		// this costs one non-waiting read.)
+		bp := readPool.Get().(*[]byte)
+		ok := c.drainTLS(*bp)
+		readPool.Put(bp)
+		if !ok {
+			c.finish()
+			return
+		}
+	}
+	p := c.l.poller
+	if p == nil {
+		c.readLoop()
+		return
+	}
+	c.idleRestart()
+	if err := p.Add(c.fd(), c, &c.poll); err != nil {
+		c.l.log.Warn("listener: poller", "ip", c.ip, "err", err)
+		c.finish()
+	}
+}
+
+// fd is the socket's descriptor, for the poller.
+func (c *Conn) fd() int {
+	fd := -1
+	_ = c.raw.Control(func(f uintptr) { fd = int(f) })
+	return fd
+}
+
+// Readable implements netpoll.Handler: the socket has bytes, EOF or an
+// error. It runs on its own goroutine; no other Readable runs for this
+// connection until it re-arms the socket.
+func (c *Conn) Readable() {
+	c.mu.Lock()
+	if c.finished {
+		c.mu.Unlock()
+		return
+	}
+	c.busy = true
+	c.mu.Unlock()
+	defer c.recoverPanic()
+	if !c.readOnce() {
+		c.finish()
+		return
+	}
+	if d := c.sess.Throttle(); d > 0 {
+		// The stanza shaper: read again only after d, holding no
+		// goroutine meanwhile.
+		time.AfterFunc(d, c.rearm)
+		return
+	}
+	c.rearm()
+}
+
+// rearm asks the poller for the next readiness and restarts the idle
+// timer.
+func (c *Conn) rearm() {
+	defer c.recoverPanic()
+	c.idleRestart()
+	c.mu.Lock()
+	if c.finished {
+		// Never arm after finish: the descriptor number may already
+		// belong to another connection.
+		c.mu.Unlock()
+		return
+	}
+	err := c.poll.Arm()
+	c.mu.Unlock()
+	if err != nil {
+		c.finish()
+	}
+}
+
+// recoverPanic contains a panic in this connection's reader: it is
+// logged and ends this connection only.
+func (c *Conn) recoverPanic() {
+	if p := recover(); p != nil {
+		c.l.log.Error("listener: connection panic", "ip", c.ip, "panic", p)
+		c.finish()
+	}
+}
+
+// idleRestart restarts the before-authentication idle timer, or drops it
+// once the session has authenticated. It marks the reader as not busy.
+func (c *Conn) idleRestart() {
+	d := c.l.cfg.IdleTimeout
+	authed := d <= 0 || c.sess.Authenticated()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.busy = false
+	switch {
+	case c.finished:
+	case authed:
+		if c.idle != nil {
+			c.idle.Stop()
+			c.idle = nil
+		}
+	case c.idle == nil:
+		c.idle = time.AfterFunc(d, c.idleExpired)
+	default:
+		c.idle.Reset(d)
+	}
+}
+
+// idleExpired closes a connection that stayed silent too long before
+// authenticating. A reader that is running restarts the timer when done.
+func (c *Conn) idleExpired() {
+	c.mu.Lock()
+	skip := c.busy || c.finished
+	c.mu.Unlock()
+	if !skip {
+		c.l.log.Debug("listener: idle before authentication", "ip", c.ip)
+		_ = c.Close()
+	}
+}
+
+// finish ends the connection once: unregister, end the session, close the
+// descriptor, release the tracker slot.
+func (c *Conn) finish() {
+	c.mu.Lock()
+	if c.finished {
+		c.mu.Unlock()
+		return
+	}
+	c.finished = true
+	if c.idle != nil {
+		c.idle.Stop()
+		c.idle = nil
+	}
+	c.mu.Unlock()
+	c.poll.Remove()
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				c.l.log.Error("listener: session End panic", "ip", c.ip, "panic", p)
+			}
+		}()
+		c.sess.End()
+	}()
+	_ = c.Close() // close_notify and shutdown, if End did not
+	_ = c.tcp.Close()
+	c.l.cfg.Tracker.release(c.ip, c.sess)
+}
+
+// readLoop is the reader without a poller (systems without epoll): a
+// goroutine parked in Go's poller, holding no buffer while idle.
+func (c *Conn) readLoop() {
+	defer c.recoverPanic()
+	for {
+		deadline := time.Time{}
+		if d := c.l.cfg.IdleTimeout; d > 0 && !c.sess.Authenticated() {
+			deadline = time.Now().Add(d)
+		}
+		_ = c.tcp.SetReadDeadline(deadline)
+		if err := c.waitReadable(); err != nil {
+			c.finish()
+			return
+		}
+		if !c.readOnce() {
+			c.finish()
+			return
+		}
+		if d := c.sess.Throttle(); d > 0 {
+			time.Sleep(d)
+		}
+	}
+}
 
 // waitReadable parks the reader in the runtime's network poller until the
-// socket has bytes (or EOF/error), without holding any buffer: the idle
-// connection costs its goroutine and nothing more.
+// socket has bytes (or EOF/error), without holding any buffer.
 func (c *Conn) waitReadable() error {
 	return c.raw.Read(func(fd uintptr) bool {
 		var b [1]byte
@@ -117,88 +388,86 @@ func (c *Conn) waitReadable() error {
 			case syscall.EAGAIN:
 				return false
 			}
-			// Data, EOF or an error: the real Read reports it.
+			// Data, EOF or an error: the real read reports it.
 			return true
 		}
 	})
 }
 
-// Feeder is what the read loop drives: a session fed byte slices.
-type Feeder interface {
-	Feed(p []byte) error
-	Throttle() time.Duration
-	End()
-}
-
-// readLoop feeds the session until the connection ends. idle bounds how
-// long a connection may stay silent before it has authenticated.
-func (c *Conn) readLoop(s Feeder, idle time.Duration, authed func() bool) {
-	defer s.End()
-	if c.tls != nil {
-		// The handshake may have read the client's first bytes (sent with
-		// its Finished) into crypto/tls: the socket will not signal them.
-		bp := readPool.Get().(*[]byte)
-		ok := c.drainTLS(s, *bp, time.Time{})
-		readPool.Put(bp)
-		if !ok {
-			return
-		}
+// readOnce reads what the socket has and feeds it; false when the
+// connection is over. It never waits for bytes that are not there, except
+// on a crypto/tls connection, whose Read waits for the rest of a record.
+func (c *Conn) readOnce() bool {
+	s := c.sess
+	if c.rec != nil {
+		err := c.rec.ReadReady(c.readNow, s.Feed)
+		return err == nil || errors.Is(err, tlsrec.ErrWouldBlock)
 	}
-	for {
-		deadline := time.Time{}
-		if idle > 0 && !authed() {
-			deadline = time.Now().Add(idle)
-		}
-		_ = c.c.SetReadDeadline(deadline)
-		if err := c.waitReadable(); err != nil {
-			return
-		}
-		if !c.readOnce(s, deadline) {
-			return
-		}
-		if d := s.Throttle(); d > 0 {
-			time.Sleep(d)
-		}
-	}
-}
-
-// readOnce reads what is available and feeds it. With TLS, records may sit
-// decrypted or undecrypted inside crypto/tls after a read; they are drained
-// with an expired deadline (crypto/tls treats timeouts as non-fatal), since
-// the socket will not signal readability for bytes already taken from it.
-func (c *Conn) readOnce(s Feeder, deadline time.Time) bool {
 	bp := readPool.Get().(*[]byte)
 	defer readPool.Put(bp)
 	buf := *bp
-	n, err := c.c.Read(buf)
+	if c.tls == nil {
+		n, err := c.readNow(buf)
+		if errors.Is(err, tlsrec.ErrWouldBlock) {
+			return true
+		}
+		if n > 0 && s.Feed(buf[:n]) != nil {
+			return false
+		}
+		return err == nil
+	}
+	_ = c.tls.SetReadDeadline(time.Time{})
+	n, err := c.tls.Read(buf)
 	if n > 0 && s.Feed(buf[:n]) != nil {
 		return false
 	}
 	if err != nil {
 		return false
 	}
-	if c.tls == nil {
-		return true
-	}
-	return c.drainTLS(s, buf, deadline)
+	return c.drainTLS(buf)
 }
 
-// drainTLS feeds whatever crypto/tls already holds, reading with an expired
-// deadline so it never waits on the socket, then restores deadline.
-func (c *Conn) drainTLS(s Feeder, buf []byte, deadline time.Time) bool {
+// readNow reads what the socket holds without waiting: tlsrec.ErrWouldBlock
+// if nothing, io.EOF at its end.
+func (c *Conn) readNow(b []byte) (int, error) {
+	var n int
+	var serr error
+	err := c.raw.Read(func(fd uintptr) bool {
+		for {
+			n, serr = syscall.Read(int(fd), b)
+			if serr != syscall.EINTR {
+				return true
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case serr == syscall.EAGAIN:
+		return 0, tlsrec.ErrWouldBlock
+	case serr != nil:
+		return 0, serr
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// drainTLS feeds whatever crypto/tls already holds: records may sit inside
+// it, decrypted or not, after a read, and the socket will not signal them.
+// It reads with an expired deadline (crypto/tls treats timeouts as
+// non-fatal), so it never waits on the socket.
+func (c *Conn) drainTLS(buf []byte) bool {
+	defer func() { _ = c.tls.SetReadDeadline(time.Time{}) }()
 	for {
-		_ = c.c.SetReadDeadline(time.Unix(1, 0))
-		n, err := c.c.Read(buf)
-		if n > 0 && s.Feed(buf[:n]) != nil {
+		_ = c.tls.SetReadDeadline(time.Unix(1, 0))
+		n, err := c.tls.Read(buf)
+		if n > 0 && c.sess.Feed(buf[:n]) != nil {
 			return false
 		}
 		if err != nil {
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				_ = c.c.SetReadDeadline(deadline)
-				return true
-			}
-			return false
+			return errors.As(err, &ne) && ne.Timeout()
 		}
 	}
 }

@@ -1,6 +1,7 @@
 // Package listener owns the client sockets: TCP and direct-TLS accept loops,
-// connection limits (total and per address), the per-connection reader that
-// feeds a session, and connection tracking so a shutdown can drain.
+// connection limits (total and per address), the event-driven reader that
+// feeds a session (no goroutine while a connection is idle), and connection
+// tracking so a shutdown can drain.
 package listener
 
 import (
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/parley-im/parley/internal/netpoll"
 )
 
 // Session is what a listener runs on a connection.
@@ -42,6 +45,25 @@ type Config struct {
 	// Tracker is shared by the server's listeners for global limits and
 	// draining.
 	Tracker *Tracker
+	// ReaderGoroutines gives every connection its own reader goroutine
+	// (parked in Go's poller while idle, about 2.7 KB or more of stack)
+	// instead of the shared epoll poller; for comparison, and the only
+	// mode where epoll is missing.
+	ReaderGoroutines bool
+}
+
+var (
+	pollerOnce sync.Once
+	poller     *netpoll.Poller
+	pollerErr  error
+)
+
+// sharedPoller is the process's one epoll poller, started on first use
+// and kept for the life of the process: one goroutine waits for every
+// listener's connections.
+func sharedPoller() (*netpoll.Poller, error) {
+	pollerOnce.Do(func() { poller, pollerErr = netpoll.New() })
+	return poller, pollerErr
 }
 
 // Tracker counts and tracks live connections across listeners.
@@ -145,10 +167,11 @@ func (t *Tracker) Drain(ctx context.Context) error {
 
 // Listener accepts client connections on one address.
 type Listener struct {
-	cfg  Config
-	ln   net.Listener
-	log  *slog.Logger
-	done chan struct{}
+	cfg    Config
+	ln     net.Listener
+	log    *slog.Logger
+	poller *netpoll.Poller // nil: a reader goroutine per connection
+	done   chan struct{}
 }
 
 // Listen binds the address; Serve starts accepting.
@@ -159,11 +182,19 @@ func Listen(cfg Config) (*Listener, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	var p *netpoll.Poller
+	if !cfg.ReaderGoroutines {
+		var err error
+		if p, err = sharedPoller(); err != nil {
+			cfg.Logger.Warn("listener: no epoll poller; one reader goroutine per connection", "err", err)
+			p = nil
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
-	return &Listener{cfg: cfg, ln: ln, log: cfg.Logger, done: make(chan struct{})}, nil
+	return &Listener{cfg: cfg, ln: ln, log: cfg.Logger, poller: p, done: make(chan struct{})}, nil
 }
 
 // Addr is the bound address (with the chosen port for ":0").
@@ -201,8 +232,10 @@ func (l *Listener) Serve() {
 	}
 }
 
+// handle sets a connection up on its own goroutine (the TLS handshake of
+// a direct-TLS listener blocks) and hands it to its reader.
 func (l *Listener) handle(tcp *net.TCPConn) {
-	c, err := newConn(tcp, l.cfg.WriteTimeout)
+	c, err := newConn(l, tcp)
 	if err != nil {
 		_ = tcp.Close()
 		return
@@ -213,35 +246,40 @@ func (l *Listener) handle(tcp *net.TCPConn) {
 		return
 	}
 	var sess Session
-	defer func() { t.release(c.ip, sess) }()
+	started := false
 	defer func() {
 		if p := recover(); p != nil {
 			l.log.Error("listener: connection panic", "ip", c.ip, "panic", p)
+		}
+		if !started {
+			// The reader never owned the connection: end it here.
 			_ = c.Close()
+			_ = tcp.Close()
+			t.release(c.ip, sess)
 		}
 	}()
 	_ = tcp.SetKeepAlivePeriod(3 * time.Minute)
 	alpn := ""
 	if l.cfg.TLS != nil {
-		tc := tls.Server(tcp, l.cfg.TLS)
-		_ = tcp.SetDeadline(time.Now().Add(15 * time.Second))
-		if err := handshake(tc); err != nil {
+		_ = tcp.SetDeadline(time.Now().Add(handshakeTimeout))
+		if err := c.handshake(l.cfg.TLS); err != nil {
 			l.log.Debug("listener: TLS handshake", "ip", c.ip, "err", err)
-			_ = tcp.Close()
 			return
 		}
 		_ = tcp.SetDeadline(time.Time{})
-		c.tls, c.c, c.kind = tc, tc, "tls"
-		alpn = tc.ConnectionState().NegotiatedProtocol
+		c.kind = kindTLS
+		alpn = c.state.NegotiatedProtocol
 	}
 	sess, err = l.cfg.NewSession(c, alpn)
 	if err != nil {
 		l.log.Debug("listener: session", "ip", c.ip, "err", err)
-		_ = c.Close()
+		sess = nil
 		return
 	}
+	c.sess = sess
 	if !t.add(sess) {
 		sess.Shutdown()
 	}
-	c.readLoop(sess, l.cfg.IdleTimeout, sess.Authenticated)
+	started = true
+	c.start()
 }

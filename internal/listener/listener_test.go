@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,11 +32,21 @@ type fakeSession struct {
 	endOnce  sync.Once
 	shutdown atomic.Int32
 	ignoreSD bool // Shutdown does nothing
+	// onFeed, if set, runs first in Feed (on the reader, as a session's
+	// STARTTLS does); an error ends the session.
+	onFeed        func(s *fakeSession, p []byte) error
+	throttle      atomic.Int64 // Throttle's answer, once
+	panicThrottle atomic.Bool
 }
 
 func (s *fakeSession) Feed(p []byte) error {
 	if s.panicOn != "" && string(p) == s.panicOn {
 		panic("session bug")
+	}
+	if s.onFeed != nil {
+		if err := s.onFeed(s, p); err != nil {
+			return err
+		}
 	}
 	s.mu.Lock()
 	s.fed = append(s.fed, p...)
@@ -47,7 +58,12 @@ func (s *fakeSession) Feed(p []byte) error {
 	return nil
 }
 
-func (s *fakeSession) Throttle() time.Duration { return 0 }
+func (s *fakeSession) Throttle() time.Duration {
+	if s.panicThrottle.Load() {
+		panic("throttle bug")
+	}
+	return time.Duration(s.throttle.Swap(0))
+}
 
 // End closes the transport, as c2s.Session.End does: the listener itself
 // does not close the socket when the read loop ends.
@@ -94,6 +110,9 @@ func startServer(t *testing.T, cfg Config, srv *server) *server {
 		cfg.Tracker = NewTracker()
 	}
 	srv.tracker = cfg.Tracker
+	if strings.Contains(t.Name(), "goroutines_") {
+		cfg.ReaderGoroutines = true
+	}
 	cfg.Addr = "127.0.0.1:0"
 	cfg.Logger = quietLog
 	cfg.NewSession = func(c *Conn, alpn string) (Session, error) {

@@ -12,8 +12,6 @@ import (
 
 const domain = "example.com"
 
-var quietLog = routertest.Quiet
-
 // fakeSession is a router.Session that records what it is given.
 type fakeSession = routertest.Session
 
@@ -42,8 +40,7 @@ func newEnv(t *testing.T, o opts, users ...string) *env {
 	return &env{Env: e, t: t, st: e.Store, r: e.Router}
 }
 
-func (e *env) closeRouter()        { e.CloseRouter() }
-func (e *env) addUser(name string) { e.AddUser(name) }
+func (e *env) closeRouter() { e.CloseRouter() }
 func (e *env) bind(full string, available bool, prio int) *fakeSession {
 	return e.Bind(full, available, prio)
 }

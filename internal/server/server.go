@@ -337,6 +337,11 @@ func (s *Server) Start() {
 	}()
 	s.jobs.Add(1)
 	go s.expireLoop()
+	s.jobs.Add(1)
+	go func() {
+		defer s.jobs.Done()
+		ReturnMemoryWhenIdle(s.stopJobs, 10*time.Second, s.log)
+	}()
 	s.ready.Store(true)
 	if err := s.writeRunFile(); err != nil {
 		s.log.Warn("cannot write the run file; parley user commands will not find this server", "err", err)

@@ -260,6 +260,12 @@ func (d *Decoder) Next() (tok Token, ok bool, err error) {
 	}
 	if d.pos == len(d.buf) {
 		d.releaseInput()
+		if len(d.stack) == 0 && !d.inElem {
+			// Idle between stanzas: the per-tag scratch goes too, so a
+			// session that stays silent for hours keeps none of it
+			// (docs/density.md: about 700 B per idle session).
+			d.raw, d.stack, d.kids = nil, nil, nil
+		}
 	}
 	return tok, ok, nil
 }

@@ -132,15 +132,6 @@ func newEnv(t *testing.T, l limits, users ...string) *env {
 	return &env{t: t, st: st, r: r, caps: cc, svc: svc}
 }
 
-func mustJID(t *testing.T, s string) jid.JID {
-	t.Helper()
-	j, err := jid.Parse(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return j
-}
-
 // discoInfo is a client's disco#info with the given features.
 func discoInfo(features ...string) *stanza.Element {
 	q := stanza.New("query", nsDiscoInfo).Append(

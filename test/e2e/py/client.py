@@ -106,12 +106,12 @@ class Client:
             x.register_plugin(plugin)
         self.mam_results = {}
         self.tasks = set()
-        if args.extras:
+        if getattr(args, "extras", False):
             for plugin in ("xep_0059", "xep_0060", "xep_0115", "xep_0163", "xep_0191",
                            "xep_0280", "xep_0297", "xep_0313", "xep_0352",
                            "xep_0004", "xep_0045"):
                 x.register_plugin(plugin)
-            if args.notify:
+            if getattr(args, "notify", None):
                 x["xep_0163"].add_interest(args.notify)
         # Never answer subscription requests on our own: the test decides.
         x.auto_authorize = None

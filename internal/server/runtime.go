@@ -1,0 +1,144 @@
+package server
+
+import (
+	"log/slog"
+	"math"
+	"runtime/debug"
+	"runtime/metrics"
+	"time"
+)
+
+// DefaultGCPercent is the GOGC this server runs with when the operator set
+// neither GOGC nor GOMEMLIMIT.
+//
+// Why not Go's 100: a server carrying many idle sessions has a large live
+// heap made of long-lived session state and allocates mostly short-lived
+// garbage (handshakes, stanzas). With GOGC=100 the heap may grow to twice
+// the live heap before a cycle, and the process keeps those pages: resident
+// memory per idle session is about (1 + GOGC/100) × its live heap. 50 cuts
+// that headroom by a quarter of the total; the price is GC cycles twice as
+// often, each costing in proportion to the live heap (docs/density.md has
+// the measurements: RSS and CPU per login at 15,000 sessions).
+const DefaultGCPercent = 50
+
+// GCSettings is what ApplyGCDefaults decided, for the start-up log.
+type GCSettings struct {
+	GCPercent   int    // the GOGC in effect
+	MemoryLimit int64  // the GOMEMLIMIT in effect (math.MaxInt64: none)
+	Source      string // "GOGC", "GOMEMLIMIT" or "default"
+}
+
+// ApplyGCDefaults sets the server's GC defaults unless the operator chose:
+//   - GOGC set: the runtime already applied it; nothing changes.
+//   - GOMEMLIMIT set (GOGC not): the limit makes the collector work harder
+//     as memory gets tight, so the runtime's GOGC=100 stays for the CPU it
+//     saves while there is room.
+//   - neither: GOGC=DefaultGCPercent.
+//
+// getenv is os.Getenv (a parameter for tests). Call it once at start,
+// before the listeners open.
+func ApplyGCDefaults(getenv func(string) string, log *slog.Logger) GCSettings {
+	limit := debug.SetMemoryLimit(-1) // reads without changing
+	st := GCSettings{MemoryLimit: limit}
+	switch {
+	case getenv("GOGC") != "":
+		st.Source = "GOGC"
+		st.GCPercent = currentGCPercent()
+	case getenv("GOMEMLIMIT") != "":
+		st.Source = "GOMEMLIMIT"
+		st.GCPercent = currentGCPercent()
+	default:
+		st.Source = "default"
+		debug.SetGCPercent(DefaultGCPercent)
+		st.GCPercent = DefaultGCPercent
+	}
+	if log != nil {
+		attrs := []any{"gogc", st.GCPercent, "source", st.Source}
+		if limit != math.MaxInt64 {
+			attrs = append(attrs, "gomemlimit_bytes", limit)
+		}
+		log.Info("garbage collector", attrs...)
+	}
+	return st
+}
+
+// currentGCPercent reads GOGC as the runtime has it (-1: off).
+func currentGCPercent() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
+}
+
+// Idle memory return: after a burst (a login storm, a reconnect wave) the
+// runtime keeps the heap's growth room resident — about 1.1 × the heap
+// goal, i.e. 1.1 × (1 + GOGC/100) × the live heap — and lets it go only
+// as the goal shrinks. A server whose sessions then sit idle allocates
+// almost nothing, so that room is dead weight on every idle session.
+// ReturnMemoryWhenIdle gives it back once the server is quiet, at the cost
+// of one forced collection per quiet interval in which there is something
+// to return (a collection costs in proportion to the live heap: about
+// 20 ms at 15,000 idle sessions here).
+
+// idleAllocShare: an interval is quiet when it allocated less than
+// 1/idleAllocShare of the live heap.
+const idleAllocShare = 64
+
+// idleReturnMin: memory retained beyond the live heap below this is not
+// worth a forced collection.
+const idleReturnMin = 4 << 20
+
+// ReturnMemoryWhenIdle checks every interval whether the server was quiet
+// and holds free heap memory worth returning, and if so returns it to the
+// OS (debug.FreeOSMemory). It runs until stop is closed.
+func ReturnMemoryWhenIdle(stop <-chan struct{}, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	prev := allocatedBytes()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		var freed uint64
+		prev, freed = returnIfIdle(prev)
+		if freed > 0 && log != nil {
+			log.Debug("returned idle heap memory to the OS", "free_bytes", freed)
+		}
+	}
+}
+
+// returnIfIdle is one interval of ReturnMemoryWhenIdle: prev is the
+// allocation counter at the interval's start. It returns the counter for
+// the next interval and how much free memory it found and gave back (0:
+// none, because the interval was busy or there was too little).
+func returnIfIdle(prev uint64) (next, freed uint64) {
+	samples := []metrics.Sample{
+		{Name: "/gc/heap/allocs:bytes"},
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
+	}
+	metrics.Read(samples)
+	allocs, live, free := samples[0].Value.Uint64(), samples[1].Value.Uint64(), samples[2].Value.Uint64()
+	if !shouldReturn(allocs-prev, live, free) {
+		return allocs, 0
+	}
+	debug.FreeOSMemory()
+	// The forced collection's own allocations must not count as activity
+	// in the next interval.
+	return allocatedBytes(), free
+}
+
+func allocatedBytes() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// shouldReturn decides, for one interval, whether to return free heap
+// memory: the interval was quiet (it allocated less than 1/idleAllocShare
+// of the live heap) and the free memory is worth a forced collection (an
+// eighth of the live heap, and at least idleReturnMin).
+func shouldReturn(allocated, live, free uint64) bool {
+	return allocated < live/idleAllocShare && free >= max(live/8, idleReturnMin)
+}

@@ -1,0 +1,82 @@
+package server
+
+import (
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"testing"
+)
+
+// The GC percent is process-wide: each case restores it.
+func TestApplyGCDefaults(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+	st := ApplyGCDefaults(env(nil), nil)
+	if st.Source != "default" || st.GCPercent != DefaultGCPercent || currentGCPercent() != DefaultGCPercent {
+		t.Fatalf("no env: %+v, runtime %d", st, currentGCPercent())
+	}
+
+	debug.SetGCPercent(80) // as if the runtime had read GOGC=80
+	st = ApplyGCDefaults(env(map[string]string{"GOGC": "80"}), nil)
+	if st.Source != "GOGC" || st.GCPercent != 80 || currentGCPercent() != 80 {
+		t.Fatalf("GOGC=80: %+v, runtime %d", st, currentGCPercent())
+	}
+
+	debug.SetGCPercent(100)
+	st = ApplyGCDefaults(env(map[string]string{"GOMEMLIMIT": "1GiB"}), nil)
+	if st.Source != "GOMEMLIMIT" || st.GCPercent != 100 || currentGCPercent() != 100 {
+		t.Fatalf("GOMEMLIMIT: %+v, runtime %d", st, currentGCPercent())
+	}
+}
+
+func TestShouldReturn(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		allocated, live, free uint64
+		want                  bool
+	}{
+		{0, 100 * mib, 50 * mib, true},         // idle, half the live heap free
+		{10 * mib, 100 * mib, 50 * mib, false}, // busy: the room is in use
+		{0, 100 * mib, 10 * mib, false},        // little to return
+		{0, 8 * mib, 3 * mib, false},           // below the minimum
+		{mib / 2, 100 * mib, 20 * mib, true},   // quiet enough
+	} {
+		if got := shouldReturn(c.allocated, c.live, c.free); got != c.want {
+			t.Errorf("shouldReturn(%d, %d, %d) = %v", c.allocated, c.live, c.free, got)
+		}
+	}
+}
+
+// After a burst of garbage, a quiet interval returns the free heap: the
+// released-memory metric grows by about the garbage's size. (Counts bytes;
+// nothing here depends on time.)
+func TestReturnIfIdle(t *testing.T) {
+	released := func() uint64 {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/released:bytes"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	for range 64 {
+		garbage = make([]byte, 1<<20)
+	}
+	garbage = nil
+	runtime.GC() // the 64 MiB are free now, and mostly still resident
+	before := released()
+	_, freed := returnIfIdle(allocatedBytes())
+	if freed == 0 {
+		t.Skip("the runtime's scavenger returned the memory first") // nothing left to test
+	}
+	if got := released(); got < before+freed/2 {
+		t.Fatalf("released %d → %d bytes after returning %d free bytes", before, got, freed)
+	}
+	// A busy interval (everything since counter 0 counts as allocated)
+	// returns nothing.
+	if _, freed := returnIfIdle(0); freed != 0 {
+		t.Errorf("busy interval returned %d bytes", freed)
+	}
+}
+
+// garbage is a package variable so the compiler keeps the allocations.
+var garbage []byte
