@@ -111,6 +111,21 @@ func EnsureSelfSigned(dataDir, domain string) (certPath, keyPath string, created
 	return certPath, keyPath, true, nil
 }
 
+// SelfSigned makes an in-memory self-signed certificate for domain, the
+// same kind EnsureSelfSigned writes to disk, and returns it with its PEM
+// (e.g. for a client's trust pool). Tests use it for TLS on loopback.
+func SelfSigned(domain string) (tls.Certificate, []byte, error) {
+	certPEM, keyPEM, err := generate(domain, time.Now())
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("certs: self-signed pair: %w", err)
+	}
+	return cert, certPEM, nil
+}
+
 // generate makes a self-signed certificate for domain and returns it and its
 // private key (PKCS #8) in PEM.
 func generate(domain string, now time.Time) (certPEM, keyPEM []byte, err error) {
