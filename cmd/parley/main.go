@@ -95,6 +95,7 @@ func serve(args []string, stderr io.Writer) int {
 	log := newLogger(cfg, stderr)
 	slog.SetDefault(log)
 	server.ApplyGCDefaults(os.Getenv, log)
+	server.ApplyProcsDefault(os.Getenv, log)
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)

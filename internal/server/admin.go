@@ -182,6 +182,7 @@ func (a *admin) DeleteUser(ctx context.Context, username string) error {
 		return notFound(username, err)
 	}
 	a.s.blocking.Forget(username)
+	a.s.mam.Forget(username)
 	// After the delete, so the client cannot log in again.
 	kick(a.s.router.Sessions(username), "the account was deleted by an administrator")
 	return nil

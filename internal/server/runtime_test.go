@@ -80,3 +80,20 @@ func TestReturnIfIdle(t *testing.T) {
 
 // garbage is a package variable so the compiler keeps the allocations.
 var garbage []byte
+
+func TestApplyProcsDefault(t *testing.T) {
+	prev := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(prev)
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	if n := ApplyProcsDefault(env(nil), nil); n != MinProcs || runtime.GOMAXPROCS(0) != MinProcs {
+		t.Fatalf("one CPU, no env: %d, runtime %d", n, runtime.GOMAXPROCS(0))
+	}
+	runtime.GOMAXPROCS(1) // as if the runtime had read GOMAXPROCS=1
+	if n := ApplyProcsDefault(env(map[string]string{"GOMAXPROCS": "1"}), nil); n != 1 || runtime.GOMAXPROCS(0) != 1 {
+		t.Fatalf("GOMAXPROCS=1: %d, runtime %d", n, runtime.GOMAXPROCS(0))
+	}
+	runtime.GOMAXPROCS(MinProcs + 2)
+	if n := ApplyProcsDefault(env(nil), nil); n != MinProcs+2 {
+		t.Fatalf("more CPUs than MinProcs: %d", n)
+	}
+}

@@ -167,6 +167,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		r.SetArchiver(s.mam)
 		d.AddAccountFeature(s.mam.Features()...)
 	}
+	reg.OnRemove(func(_ context.Context, user string) { s.mam.Forget(user) })
 	s.caps = caps.New(caps.Config{Sender: r, Logger: log})
 	pepSvc, err := pep.New(pep.Config{Store: st, Router: r, Codec: codec, Caps: s.caps, Logger: log})
 	if err != nil {

@@ -60,8 +60,11 @@ type ArchivePrefs struct {
 
 // Archive is the message archive aggregate.
 type Archive interface {
-	// AppendArchive adds a message; ErrExists if the id is already in the
-	// owner's archive. It need not be durable on its own: a backend may
+	// AppendArchive adds a message. The caller guarantees that m.ID is new
+	// in the owner's archive (ids are server-generated stanza-ids): the
+	// store does not look it up, because that lookup would be on the path
+	// of every routed message. Appending an id twice leaves two messages,
+	// of which lookups by id (AfterID, BeforeID, IDs) find the later. It need not be durable on its own: a backend may
 	// leave it to the next durable write (the message itself is durable in
 	// the recipient's queue).
 	AppendArchive(ctx context.Context, owner string, m ArchivedMessage) error

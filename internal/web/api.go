@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"slices"
 	"strconv"
@@ -211,6 +212,7 @@ func API(cfg APIConfig) http.Handler {
 	mux.Handle("/api/sessions", methods{http.MethodGet: a.listSessions})
 	mux.Handle("/api/sessions/{jid...}", methods{http.MethodDelete: a.kick})
 	mux.Handle("/api/stats", methods{http.MethodGet: a.stats})
+	mux.Handle("/api/debug/pprof/", http.StripPrefix("/api", profiler()))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, "not_found", "no such API endpoint: "+r.URL.Path)
 	})
@@ -224,6 +226,19 @@ func API(cfg APIConfig) http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// profiler serves Go's runtime profiles (CPU, heap, goroutines, execution
+// trace) under /api/debug/pprof/, behind the admin token: measuring a
+// production server under its real load is how its costs are found.
+func profiler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // methods dispatches on the request method and answers 405 (with Allow)

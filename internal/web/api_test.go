@@ -417,3 +417,17 @@ func TestAPISessions(t *testing.T) {
 		t.Errorf("kicked %v", admin.kicked)
 	}
 }
+
+// TestAPIProfiles: the runtime profiles are served behind the token only.
+func TestAPIProfiles(t *testing.T) {
+	h := newAPIHarness(t, newFakeAdmin(), 10)
+	checkResponse(t, h.do("GET", "/api/debug/pprof/", "", ""), http.StatusUnauthorized, "unauthorized")
+	w := h.expect(http.StatusOK, "", "GET", "/api/debug/pprof/", "")
+	if !strings.Contains(w.Body.String(), "goroutine") {
+		t.Fatalf("profile index without goroutine: %.200s", w.Body.String())
+	}
+	w = h.expect(http.StatusOK, "", "GET", "/api/debug/pprof/goroutine?debug=1", "")
+	if !strings.Contains(w.Body.String(), "TestAPIProfiles") {
+		t.Fatalf("goroutine profile does not show this test: %.200s", w.Body.String())
+	}
+}

@@ -407,9 +407,9 @@ func TestHints(t *testing.T) {
 		got = append(got, m.ID+" "+m.With)
 	}
 	eq(t, "archived", got, []string{"a5 bob@example.com", "a6 bob@example.com"})
-	// Errors are logged, not raised: a duplicate id changes nothing.
-	e.m.ArchiveMessage(ctx, "alice", peer, "a5", msg("chat", "duplicate"))
-	one(t, "after a duplicate", len(archived(t, e.re.Store, "alice")), 2)
+	// Store errors are logged, not raised (an owner the store refuses).
+	e.m.ArchiveMessage(ctx, "bad\x00owner", peer, "a7", msg("chat", "refused"))
+	one(t, "after a refused append", len(archived(t, e.re.Store, "alice")), 2)
 }
 
 // TestArchivingOff: Retention 0 archives nothing and refuses queries.
@@ -607,4 +607,24 @@ func TestLargePage(t *testing.T) {
 	complete, _, index, _, _ := r.fin(t)
 	one(t, "last page complete", complete, false)
 	one(t, "last page index", index, "2")
+}
+
+// TestPrefsCache: preferences are cached, a change through the module
+// applies to the next message, and Forget drops what the store no longer
+// holds (an account deleted and created again).
+func TestPrefsCache(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, mam.Config{}, "alice", "bob")
+	alice := e.online("alice@example.com/desk")
+	e.send("bob@example.com/x", "alice@example.com", "1 default always")
+	e.iq(alice, "", "set", stanza.New("prefs", mam.NS).SetAttr("default", "never"))
+	e.send("bob@example.com/x", "alice@example.com", "2 never, not archived")
+	// Written behind the module's back: the cached "never" still applies.
+	if err := e.re.Store.SetArchivePrefs(t.Context(), "alice", store.ArchivePrefs{Default: "always"}); err != nil {
+		t.Fatal(err)
+	}
+	e.send("bob@example.com/x", "alice@example.com", "3 cached never, not archived")
+	e.m.Forget("alice")
+	e.send("bob@example.com/x", "alice@example.com", "4 reloaded always")
+	eq(t, "archived", e.iq(alice, "", "set", q{}.el()).bodies(), []string{"1 default always", "4 reloaded always"})
 }

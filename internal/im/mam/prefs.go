@@ -2,7 +2,6 @@ package mam
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,11 +14,12 @@ import (
 // getPrefs answers an iq get of <prefs/>: the stored preferences, or the
 // server default with empty lists.
 func (m *Module) getPrefs(ctx context.Context, owner string) (*stanza.Element, error) {
-	p, err := m.cfg.Archive.GetArchivePrefs(ctx, owner)
-	if errors.Is(err, store.ErrNotFound) {
-		p = store.ArchivePrefs{Default: m.cfg.DefaultPref}
-	} else if err != nil {
+	p, found, err := m.loadPrefs(ctx, owner)
+	if err != nil {
 		return nil, fmt.Errorf("mam: prefs of %s: %w", owner, err)
+	}
+	if !found {
+		p = store.ArchivePrefs{Default: m.cfg.DefaultPref}
 	}
 	return result(prefsElement(p)), nil
 }
@@ -70,7 +70,11 @@ func (m *Module) setPrefs(ctx context.Context, owner string, el *stanza.Element)
 			return nil, stanza.ErrBadRequest.WithText(a + " is in both always and never")
 		}
 	}
-	if err := m.cfg.Archive.SetArchivePrefs(ctx, owner, p); err != nil {
+	// Forget after the write; a load that ran meanwhile is not cached
+	// (loadPrefs checks the generation).
+	err := m.cfg.Archive.SetArchivePrefs(ctx, owner, p)
+	m.Forget(owner)
+	if err != nil {
 		return nil, fmt.Errorf("mam: set prefs of %s: %w", owner, err)
 	}
 	return result(prefsElement(p)), nil

@@ -3,7 +3,6 @@ package pebble
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -56,38 +55,6 @@ func TestArchiveCount(t *testing.T) {
 		if p.Count != c.want {
 			t.Errorf("QueryArchive(%+v).Count = %d, want %d", c.q, p.Count, c.want)
 		}
-	}
-}
-
-// TestArchiveConcurrentDuplicate appends one id from many goroutines at
-// once: exactly one may win, whatever the interleaving.
-func TestArchiveConcurrentDuplicate(t *testing.T) {
-	s := openTest(t, Options{Durability: DurabilityOS})
-	defer s.Close()
-	const n = 16
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			errs[i] = s.AppendArchive(t.Context(), "alice", store.ArchivedMessage{ID: "same", Time: at0, Stanza: []byte{byte(i)}})
-		})
-	}
-	wg.Wait()
-	ok := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case !errors.Is(err, store.ErrExists):
-			t.Fatalf("AppendArchive: %v", err)
-		}
-	}
-	if ok != 1 {
-		t.Fatalf("%d concurrent appends of one id succeeded, want 1", ok)
-	}
-	p, err := s.QueryArchive(t.Context(), "alice", store.ArchiveQuery{})
-	if err != nil || len(p.Items) != 1 {
-		t.Fatalf("QueryArchive: %d items, %v", len(p.Items), err)
 	}
 }
 
