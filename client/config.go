@@ -57,10 +57,22 @@ type Config struct {
 	// when the server offers no STARTTLS. Off by default: a stripped
 	// STARTTLS offer must not make a client send its password in the clear.
 	AllowPlaintext bool
+	// NoStartTLS stays in the clear even if the server offers STARTTLS,
+	// when it does not require it: for load generators and tests that
+	// measure a server without TLS. It requires AllowPlaintext and
+	// excludes DirectTLS. A server that requires STARTTLS fails the login
+	// with ErrStartTLSRequired.
+	NoStartTLS bool
 	// Mechanism forces a SASL mechanism (e.g. "SCRAM-SHA-1", "PLAIN");
 	// empty picks the strongest offered: SCRAM-SHA-256(-PLUS) first, PLAIN
 	// only over TLS.
 	Mechanism string
+	// SCRAMKeyCache, when set, keeps the keys SCRAM derives from Password
+	// so that logging in again to a server that shows the same salt skips
+	// the deliberately slow derivation (see SCRAMKeyCache). One cache may
+	// serve any number of Configs and concurrent Dials; nil derives the
+	// keys at every login.
+	SCRAMKeyCache *SCRAMKeyCache
 
 	// Timeout bounds Dial as a whole (connect, TLS, SASL, bind) on top of
 	// the context's own deadline. Zero means DefaultTimeout.
@@ -114,6 +126,12 @@ func (cfg Config) resolve(needLocal bool) (*resolved, error) {
 	}
 	if cfg.Binary && !cfg.DirectTLS {
 		return nil, errors.New("client: Config.Binary needs DirectTLS (the encoding is negotiated with ALPN)")
+	}
+	if cfg.NoStartTLS && !cfg.AllowPlaintext {
+		return nil, errors.New("client: Config.NoStartTLS needs AllowPlaintext (it sends the credentials in the clear)")
+	}
+	if cfg.NoStartTLS && cfg.DirectTLS {
+		return nil, errors.New("client: Config.NoStartTLS and DirectTLS exclude each other")
 	}
 	r := &resolved{Config: cfg, jid: j.Bare()}
 	if r.Resource == "" {

@@ -19,6 +19,10 @@ var (
 	// and Config.AllowPlaintext is false: sending credentials in the clear
 	// is something a caller must opt into, never a silent fallback.
 	ErrNoTLS = errors.New("client: server offers no STARTTLS; refusing to authenticate in the clear (set Config.AllowPlaintext to allow)")
+	// ErrStartTLSRequired is returned by Dial and Register with
+	// Config.NoStartTLS when the server requires STARTTLS before
+	// authentication: the connection cannot stay in the clear.
+	ErrStartTLSRequired = errors.New("client: server requires STARTTLS; Config.NoStartTLS cannot stay in the clear")
 )
 
 // AuthError is a SASL failure reported by the server (RFC 6120 §6.5).

@@ -303,9 +303,10 @@ func (c *Client) startStream() (*stanza.Element, error) {
 }
 
 // openStream starts the stream and secures it: STARTTLS when the
-// connection is in the clear and the server offers it, refusal (ErrNoTLS)
-// when it does not, unless plaintext is allowed. It returns the features
-// of the secured stream.
+// connection is in the clear and the server offers it (unless NoStartTLS
+// and the server lets us stay in the clear), refusal (ErrNoTLS) when it
+// does not, unless plaintext is allowed. It returns the features of the
+// secured stream.
 func (c *Client) openStream(ctx context.Context) (*stanza.Element, error) {
 	feats, err := c.startStream()
 	if err != nil {
@@ -314,9 +315,13 @@ func (c *Client) openStream(ctx context.Context) (*stanza.Element, error) {
 	if c.tr.tlsState() != nil {
 		return feats, nil
 	}
-	if feats.Child("starttls", stanza.NSTLS) == nil {
+	st := feats.Child("starttls", stanza.NSTLS)
+	if st == nil || c.cfg.NoStartTLS {
 		if !c.cfg.AllowPlaintext {
 			return nil, ErrNoTLS
+		}
+		if st != nil && st.Child("required", stanza.NSTLS) != nil {
+			return nil, ErrStartTLSRequired
 		}
 		return feats, nil
 	}
@@ -347,6 +352,11 @@ func (c *Client) openStream(ctx context.Context) (*stanza.Element, error) {
 func (c *Client) authenticate(feats *stanza.Element) error {
 	mechsEl := feats.Child("mechanisms", stanza.NSSASL)
 	if mechsEl == nil {
+		if c.tr.tlsState() == nil && feats.Child("starttls", stanza.NSTLS) != nil {
+			// Only NoStartTLS gets here: a server that requires STARTTLS
+			// without saying <required/> shows its mechanisms after it.
+			return fmt.Errorf("%w (no SASL mechanism offered before it)", ErrStartTLSRequired)
+		}
 		return errors.New("client: server offers no SASL mechanisms")
 	}
 	var offered []string
@@ -381,7 +391,11 @@ func (c *Client) authenticate(feats *stanza.Element) error {
 		// a downgrade.
 		cb = sasl.ChannelBinding{}
 	}
-	m, err := sasl.NewClient(mech, c.cfg.jid.Local(), c.cfg.Password, cb)
+	var cache *sasl.KeyCache
+	if c.cfg.SCRAMKeyCache != nil {
+		cache = c.cfg.SCRAMKeyCache.c
+	}
+	m, err := sasl.NewClientWithKeyCache(mech, c.cfg.jid.Local(), c.cfg.Password, cb, cache)
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}

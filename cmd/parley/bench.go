@@ -45,6 +45,7 @@ func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		asJSON        bool
 		worker        bool
 		noPresence    bool
+		scramCache    bool
 	)
 	fs.StringVar(&t.Addr, "addr", "127.0.0.1:5222", "server `ADDR` (127.x.y.z only): the c2s port, or the direct-TLS port with --tls direct")
 	fs.StringVar(&t.Domain, "domain", "localhost", "XMPP `DOMAIN` of the server")
@@ -76,6 +77,8 @@ func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Messages, "messages", 0, "chat: stop after `N` messages (0: --duration decides)")
 	fs.IntVar(&o.BodySize, "body-size", 64, "chat: message body size in bytes")
 	fs.IntVar(&o.StormConcurrency, "storm-concurrency", 0, "storm: reconnects in progress at once per worker (0: all at once)")
+	fs.StringVar(&t.SCRAMCacheFile, "scram-cache", "", "keep the SCRAM keys derived for the accounts in `FILE`.<worker> across runs, so that a later run skips the client's PBKDF2 (the files hold password equivalents)")
+	fs.BoolVar(&scramCache, "scram-key-cache", true, "reuse SCRAM keys derived for an account and salt within the run (false: PBKDF2 at every login)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON instead of a table")
 	fs.BoolVar(&worker, "worker", false, "internal: run as a worker process of a bench run")
 	fs.Usage = func() {
@@ -89,6 +92,7 @@ func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
+	t.NoSCRAMCache = !scramCache
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if worker {

@@ -2,9 +2,9 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,12 +40,21 @@ type testServer struct {
 
 func startServer(t *testing.T) *testServer {
 	t.Helper()
+	return startServerWith(t, nil)
+}
+
+// startServerWith is startServer with mod applied to the configuration.
+func startServerWith(t *testing.T, mod func(*config.Config)) *testServer {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Data = t.TempDir()
 	cfg.C2S, cfg.C2STLS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.AllowRegistration = true
 	cfg.StartTLSRequired = false
 	cfg.Durability = config.DurabilityOS
+	if mod != nil {
+		mod(cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -104,6 +113,8 @@ func TestConnectRegisterMemory(t *testing.T) {
 	}
 }
 
+// TestPlainSCRAMSHA1 logs in without TLS on a server that offers STARTTLS
+// without requiring it.
 func TestPlainSCRAMSHA1(t *testing.T) {
 	s := startServer(t)
 	o := Options{
@@ -116,6 +127,31 @@ func TestPlainSCRAMSHA1(t *testing.T) {
 	rep := run(t, o)
 	if rep.Login.OK != 20 {
 		t.Errorf("plain logins: %+v", rep.Login)
+	}
+}
+
+// TestPlainRequiredSTARTTLS: a server that requires STARTTLS cannot be
+// measured in the clear, and says so in the errors.
+func TestPlainRequiredSTARTTLS(t *testing.T) {
+	s := startServerWith(t, func(c *config.Config) { c.StartTLSRequired = true })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, Options{
+		Scenario:  ScenarioConnect,
+		Target:    Target{Addr: s.c2s, TLS: TLSPlain},
+		Sessions:  3,
+		InProcess: true,
+	})
+	if err == nil || rep == nil || rep.Login == nil {
+		t.Fatalf("Run = %v, %v; want a failed login phase", rep, err)
+	}
+	if rep.Login.OK != 0 || rep.Login.Failed != 3 || len(rep.Login.Errors) == 0 {
+		t.Fatalf("login: %+v", rep.Login)
+	}
+	for _, e := range rep.Login.Errors {
+		if !strings.Contains(e, "requires STARTTLS") || !strings.Contains(e, "--tls plain") {
+			t.Errorf("error %q does not say that STARTTLS is required", e)
+		}
 	}
 }
 
@@ -178,44 +214,24 @@ func TestStorm(t *testing.T) {
 	if st.Sessions != 20 || st.Disconnected != 20 || st.Reconnected != 20 || st.Failed != 0 {
 		t.Errorf("storm: %+v", st)
 	}
+	// Every account derived its keys at the first login and reused them
+	// on reconnecting.
+	if rep.SCRAMCacheMisses != 20 || rep.SCRAMCacheHits != 20 {
+		t.Errorf("SCRAM key cache: %d hits, %d misses; want 20 and 20", rep.SCRAMCacheHits, rep.SCRAMCacheMisses)
+	}
 }
 
-func TestPlainConnFiltersOptionalStartTLS(t *testing.T) {
-	for _, tc := range []struct {
-		name, in, want string
-		err            error
-	}{
-		{"single quotes",
-			"<?xml version='1.0'?><stream:stream xmlns='jabber:client'><stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><mechanisms/></stream:features>",
-			"<?xml version='1.0'?><stream:stream xmlns='jabber:client'><stream:features><mechanisms/></stream:features>", nil},
-		{"double quotes, empty element",
-			`<stream:features><starttls xmlns="urn:ietf:params:xml:ns:xmpp-tls"></starttls><mechanisms/></stream:features><iq/>`,
-			`<stream:features><mechanisms/></stream:features><iq/>`, nil},
-		{"required", "<features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></features>", "", ErrStartTLSRequired},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			a, b := net.Pipe()
-			defer a.Close()
-			go func() {
-				// Byte by byte: the filter must not depend on read boundaries.
-				for i := range len(tc.in) {
-					if _, err := b.Write([]byte{tc.in[i]}); err != nil {
-						return
-					}
-				}
-				b.Close()
-			}()
-			got, err := io.ReadAll(&plainConn{Conn: a})
-			if tc.err != nil {
-				if err != tc.err {
-					t.Fatalf("err %v, want %v", err, tc.err)
-				}
-				return
-			}
-			if err != nil || string(got) != tc.want {
-				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
-			}
-		})
+func TestStormWithoutSCRAMCache(t *testing.T) {
+	s := startServer(t)
+	rep := run(t, Options{
+		Scenario:  ScenarioStorm,
+		Target:    Target{Addr: s.c2s, TLS: TLSPlain, NoSCRAMCache: true},
+		Sessions:  10,
+		Register:  true,
+		InProcess: true,
+	})
+	if rep.Storm.Reconnected != 10 || rep.SCRAMCacheHits != 0 || rep.SCRAMCacheMisses != 0 {
+		t.Errorf("storm %+v, SCRAM key cache %d hits, %d misses; want 10 reconnected, no cache", rep.Storm, rep.SCRAMCacheHits, rep.SCRAMCacheMisses)
 	}
 }
 
@@ -287,5 +303,34 @@ func TestRegisterOnly(t *testing.T) {
 	})
 	if rep.Register == nil || rep.Register.Created != 20 || rep.Login != nil {
 		t.Errorf("register: %+v, login %+v", rep.Register, rep.Login)
+	}
+}
+
+// TestSCRAMCacheFile: a second run with the same cache file derives no
+// keys; each worker has its own file.
+func TestSCRAMCacheFile(t *testing.T) {
+	s := startServer(t)
+	file := filepath.Join(t.TempDir(), "keys")
+	o := Options{
+		Scenario:  ScenarioConnect,
+		Target:    Target{Addr: s.c2s, TLS: TLSPlain, SCRAMCacheFile: file},
+		Sessions:  12,
+		Register:  true,
+		InProcess: true,
+		Workers:   2,
+	}
+	first := run(t, o)
+	if first.SCRAMCacheHits != 0 || first.SCRAMCacheMisses != 12 {
+		t.Fatalf("first run: %d hits, %d misses; want 0 and 12", first.SCRAMCacheHits, first.SCRAMCacheMisses)
+	}
+	for i := range 2 {
+		if fi, err := os.Stat(fmt.Sprintf("%s.%d", file, i)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("cache file of worker %d: %v, %v", i, fi, err)
+		}
+	}
+	o.Register = false
+	second := run(t, o)
+	if second.SCRAMCacheHits != 12 || second.SCRAMCacheMisses != 0 || second.Login.Failed != 0 {
+		t.Fatalf("second run: %d hits, %d misses, %+v; want 12 hits", second.SCRAMCacheHits, second.SCRAMCacheMisses, second.Login)
 	}
 }

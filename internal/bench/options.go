@@ -42,6 +42,19 @@ type Target struct {
 	Presence bool `json:"presence"`
 	// Timeout bounds one login or registration.
 	Timeout time.Duration `json:"timeout"`
+	// NoSCRAMCache makes every SCRAM login derive its keys (PBKDF2) even
+	// when the worker has derived them for the same account and salt
+	// before, as a client without a key cache does.
+	NoSCRAMCache bool `json:"no_scram_cache,omitempty"`
+	// SCRAMCacheFile, when set, keeps each worker's SCRAM key cache
+	// across runs in SCRAMCacheFile.<worker index>: loaded at setup (if it
+	// exists), saved when the worker closes. A measured run then spends
+	// no client CPU on PBKDF2 for accounts an earlier run logged in, so
+	// that the server, not the load generator's key derivation, bounds
+	// the login rate. Worker i serves the same accounts whenever N and
+	// --per-worker are the same. The files hold password equivalents for
+	// the bench accounts (mode 0600).
+	SCRAMCacheFile string `json:"scram_cache_file,omitempty"`
 }
 
 // Account is one login.

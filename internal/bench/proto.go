@@ -41,6 +41,8 @@ type workerSetup struct {
 	// Sources are indices for sourceIP; session i uses Sources[i%len].
 	Sources     []int `json:"sources"`
 	Concurrency int   `json:"concurrency"`
+	// KeyCacheFile is this worker's Target.SCRAMCacheFile.
+	KeyCacheFile string `json:"key_cache_file,omitempty"`
 }
 
 type chatParams struct {
@@ -91,6 +93,10 @@ type phaseResult struct {
 	// the server is the limit.
 	RSSKiB     int64   `json:"rss_kib"`
 	CPUSeconds float64 `json:"cpu_seconds"`
+	// The worker's SCRAM key cache since setup (per worker, not per
+	// process: in-process workers each have their own).
+	SCRAMCacheHits   uint64 `json:"scram_cache_hits,omitempty"`
+	SCRAMCacheMisses uint64 `json:"scram_cache_misses,omitempty"`
 }
 
 // maxErrors is how many error messages a worker reports per phase.

@@ -33,6 +33,11 @@ type Report struct {
 	// end, all together: a load generator near its limits skews figures.
 	LoadRSSKiB     int64   `json:"load_rss_kib"`
 	LoadCPUSeconds float64 `json:"load_cpu_seconds"`
+	// SCRAMCacheHits and SCRAMCacheMisses count the SCRAM logins of all
+	// workers that found their keys in the worker's cache and those that
+	// ran PBKDF2 (both 0 with NoSCRAMCache or without SCRAM).
+	SCRAMCacheHits   uint64 `json:"scram_cache_hits"`
+	SCRAMCacheMisses uint64 `json:"scram_cache_misses"`
 }
 
 // RegisterStats are the in-band registrations.
@@ -195,6 +200,16 @@ func (rep *Report) addFootprint(res []*phaseResult) {
 	}
 }
 
+// addSCRAMCache sums the workers' key cache counters, from every worker:
+// unlike memory and CPU time they are not per process.
+func (rep *Report) addSCRAMCache(res []*phaseResult) {
+	rep.SCRAMCacheHits, rep.SCRAMCacheMisses = 0, 0
+	for _, r := range res {
+		rep.SCRAMCacheHits += r.SCRAMCacheHits
+		rep.SCRAMCacheMisses += r.SCRAMCacheMisses
+	}
+}
+
 func fmtLat(p Percentiles) string {
 	if p.N == 0 {
 		return "n/a"
@@ -248,6 +263,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		row("server CPU", "%.2f s", rep.ServerCPUSeconds)
 	}
 	row("load generator", "%.1f MiB RSS, %.1f s CPU (all workers)", float64(rep.LoadRSSKiB)/1024, rep.LoadCPUSeconds)
+	if rep.SCRAMCacheHits+rep.SCRAMCacheMisses > 0 {
+		row("SCRAM key cache", "%d logins reused derived keys, %d ran PBKDF2", rep.SCRAMCacheHits, rep.SCRAMCacheMisses)
+	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)
 	}

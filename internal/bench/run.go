@@ -63,6 +63,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			last = last[:1] // one process: every worker reports the same
 		}
 		rep.addFootprint(last)
+		rep.addSCRAMCache(r.last)
 	}
 	if cerr := r.stop(); err == nil && cerr != nil {
 		err = cerr
@@ -97,9 +98,11 @@ func (r *runner) start(ctx context.Context) error {
 		}
 		h.n = hi - lo
 		r.workers = append(r.workers, h)
-		if err := h.enc.Encode(command{Op: opSetup, Setup: &workerSetup{
-			Target: o.Target, Accounts: accts[lo:hi], Sources: srcs, Concurrency: o.Concurrency,
-		}}); err != nil {
+		setup := &workerSetup{Target: o.Target, Accounts: accts[lo:hi], Sources: srcs, Concurrency: o.Concurrency}
+		if o.Target.SCRAMCacheFile != "" && !o.Target.NoSCRAMCache {
+			setup.KeyCacheFile = fmt.Sprintf("%s.%d", o.Target.SCRAMCacheFile, i)
+		}
+		if err := h.enc.Encode(command{Op: opSetup, Setup: setup}); err != nil {
 			return fmt.Errorf("worker %d: %w", i, err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,9 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		}
 		if cmd.Op == opClose {
 			w.closeAll()
+			if err := w.saveKeyCache(); err != nil {
+				return w.send(event{Ev: evError, Err: err.Error()})
+			}
 			return w.send(event{Ev: evDone, Done: w.footprint(&phaseResult{})})
 		}
 		res, err := w.handle(ctx, &cmd)
@@ -56,8 +60,13 @@ type worker struct {
 	outMu sync.Mutex
 	out   *json.Encoder
 
-	setup    *workerSetup
-	tls      *tls.Config
+	setup *workerSetup
+	tls   *tls.Config
+	// keys is shared by all the worker's sessions. Each account shows its
+	// own salt on Parley, so it pays off when an account logs in again
+	// (the storm's reconnects), or on a server that salts every account
+	// alike; nil with Target.NoSCRAMCache.
+	keys     *client.SCRAMKeyCache
 	sessions []*client.Client // by account index; nil while offline
 	dropped  []bool           // closed by the last disconnect
 	chat     atomic.Pointer[chatRun]
@@ -121,6 +130,11 @@ func (w *worker) doSetup(s *workerSetup) (*phaseResult, error) {
 		return nil, err
 	}
 	w.setup, w.tls = s, tc
+	if !s.Target.NoSCRAMCache {
+		if w.keys, err = loadKeyCache(s.KeyCacheFile, max(len(s.Accounts), 1)); err != nil {
+			return nil, err
+		}
+	}
 	w.sessions = make([]*client.Client, len(s.Accounts))
 	return w.footprint(&phaseResult{}), nil
 }
@@ -150,16 +164,6 @@ func (w *worker) config(i int) client.Config {
 	t := &w.setup.Target
 	src := sourceIP(w.setup.Sources[i%len(w.setup.Sources)])
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: src}}
-	dial := d.DialContext
-	if t.TLS == TLSPlain {
-		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return &plainConn{Conn: c}, nil
-		}
-	}
 	a := w.setup.Accounts[i]
 	return client.Config{
 		Addr:                t.Addr,
@@ -170,11 +174,13 @@ func (w *worker) config(i int) client.Config {
 		Binary:              t.Binary,
 		TLSConfig:           w.tls,
 		AllowPlaintext:      t.TLS == TLSPlain,
+		NoStartTLS:          t.TLS == TLSPlain,
 		Mechanism:           t.Mechanism,
+		SCRAMKeyCache:       w.keys,
 		Timeout:             t.Timeout,
 		StreamManagement:    t.SM,
 		SendInitialPresence: t.Presence,
-		DialContext:         dial,
+		DialContext:         d.DialContext,
 	}
 }
 
@@ -272,6 +278,9 @@ func (w *worker) login(ctx context.Context, from, to, conc int, reconnect bool) 
 
 func (w *worker) loginOne(ctx context.Context, i int) (*client.Client, error) {
 	cl, err := client.Dial(ctx, w.config(i))
+	if errors.Is(err, client.ErrStartTLSRequired) {
+		return nil, fmt.Errorf("%w: --tls plain cannot measure this server", err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -329,6 +338,52 @@ func (w *worker) disconnect() *phaseResult {
 	}
 	wg.Wait()
 	return w.footprint(&phaseResult{OK: n, Seconds: time.Since(start).Seconds()})
+}
+
+// loadKeyCache reads a saved SCRAM key cache; a missing file (the first
+// run) gives an empty cache.
+func loadKeyCache(path string, size int) (*client.SCRAMKeyCache, error) {
+	if path == "" {
+		return client.NewSCRAMKeyCache(size), nil
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return client.NewSCRAMKeyCache(size), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scram cache: %w", err)
+	}
+	defer f.Close()
+	c, err := client.ReadSCRAMKeyCache(f, size)
+	if err != nil {
+		return nil, fmt.Errorf("scram cache %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// saveKeyCache writes the worker's SCRAM key cache to its file, if it has
+// one, through a temporary file so that a crash leaves the old one.
+func (w *worker) saveKeyCache() error {
+	if w.keys == nil || w.setup == nil || w.setup.KeyCacheFile == "" {
+		return nil
+	}
+	path := w.setup.KeyCacheFile
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("scram cache: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := w.keys.WriteTo(f); err != nil {
+		f.Close()
+		return fmt.Errorf("scram cache %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("scram cache %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("scram cache: %w", err)
+	}
+	return nil
 }
 
 func (w *worker) closeAll() {
@@ -405,12 +460,16 @@ func (w *worker) register(ctx context.Context, conc int) *phaseResult {
 	return w.footprint(res)
 }
 
-// footprint adds the worker's own memory and CPU time to res.
+// footprint adds the worker's own memory and CPU time, and its key cache's
+// totals, to res.
 func (w *worker) footprint(res *phaseResult) *phaseResult {
 	pid := os.Getpid()
 	res.RSSKiB, _ = procStatusKiB(pid, "VmRSS")
 	if cpu, err := procCPU(pid); err == nil {
 		res.CPUSeconds = cpu.Seconds()
+	}
+	if w.keys != nil {
+		res.SCRAMCacheHits, res.SCRAMCacheMisses = w.keys.Stats()
 	}
 	return res
 }

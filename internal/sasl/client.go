@@ -1,11 +1,19 @@
 package sasl
 
 import (
+	"container/list"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -83,6 +91,14 @@ func ChooseMechanism(offered []string, cb ChannelBinding, allowPLAIN bool) strin
 // offer it"), which a server that did offer -PLUS refuses, so pick the
 // mechanism with ChooseMechanism.
 func NewClient(mech, username, password string, cb ChannelBinding) (ClientMech, error) {
+	return NewClientWithKeyCache(mech, username, password, cb, nil)
+}
+
+// NewClientWithKeyCache is NewClient with a cache of the keys SCRAM derives
+// from the password: a SCRAM exchange looks them up there before running
+// PBKDF2 and adds them once the server's signature has proven them right.
+// A nil cache is NewClient; PLAIN ignores it.
+func NewClientWithKeyCache(mech, username, password string, cb ChannelBinding, cache *KeyCache) (ClientMech, error) {
 	if username == "" || !utf8.ValidString(username) || strings.IndexByte(username, 0) >= 0 {
 		return nil, errors.New("sasl: invalid username")
 	}
@@ -92,7 +108,7 @@ func NewClient(mech, username, password string, cb ChannelBinding) (ClientMech, 
 	}
 	switch mech {
 	case MechSCRAMSHA1, MechSCRAMSHA256, MechSCRAMSHA1Plus, MechSCRAMSHA256Plus:
-		c := &scramClient{name: mech, h: SHA1, username: username, password: pw}
+		c := &scramClient{name: mech, h: SHA1, username: username, password: pw, cache: cache}
 		if mech == MechSCRAMSHA256 || mech == MechSCRAMSHA256Plus {
 			c.h = SHA256
 		}
@@ -142,6 +158,13 @@ type scramClient struct {
 	cnonce          string
 	clientFirstBare string
 	serverSig       []byte
+
+	cache *KeyCache
+	// derived holds keys computed by PBKDF2 in this exchange until the
+	// server's signature proves them right; only then do they go into
+	// cache, so that failed logins (a wrong password, a fake salt for an
+	// unknown user) cannot fill it.
+	derived *cachedKeys
 
 	// nonce, if set, replaces the random client nonce (tests only).
 	nonce func() (string, error)
@@ -261,11 +284,13 @@ func (c *scramClient) serverFirst(in []byte) ([]byte, error) {
 		return nil, err
 	}
 
-	salted, err := saltedPassword(c.h, c.password, salt, iter)
+	clientKey, serverKey, err := c.keys(salt, iter)
 	if err != nil {
 		return nil, err
 	}
-	clientKey, storedKey, serverKey := scramKeys(c.h, salted)
+	sum := c.h.New()
+	sum.Write(clientKey)
+	storedKey := sum.Sum(nil)
 	cbind := make([]byte, 0, len(c.gs2Header)+len(c.cbData))
 	cbind = append(append(cbind, c.gs2Header...), c.cbData...)
 	withoutProof := "c=" + EncodeData(cbind) + ",r=" + nonce
@@ -273,6 +298,27 @@ func (c *scramClient) serverFirst(in []byte) ([]byte, error) {
 	proof := xorBytes(clientKey, hmacSum(c.h, storedKey, authMessage))
 	c.serverSig = hmacSum(c.h, serverKey, authMessage)
 	return []byte(withoutProof + ",p=" + EncodeData(proof)), nil
+}
+
+// keys returns ClientKey and ServerKey for salt and iter: from the cache
+// when it has them, else derived with PBKDF2.
+func (c *scramClient) keys(salt []byte, iter int) (clientKey, serverKey []byte, err error) {
+	var id keyID
+	if c.cache != nil {
+		id = c.cache.id(c.h, c.password, salt, iter)
+		if ck, sk, ok := c.cache.get(id); ok {
+			return ck, sk, nil
+		}
+	}
+	salted, err := saltedPassword(c.h, c.password, salt, iter)
+	if err != nil {
+		return nil, nil, err
+	}
+	clientKey, _, serverKey = scramKeys(c.h, salted)
+	if c.cache != nil {
+		c.derived = &cachedKeys{id: id, clientKey: clientKey, serverKey: serverKey}
+	}
+	return clientKey, serverKey, nil
 }
 
 // parseIterations accepts only plain decimal in [MinIterations,
@@ -321,7 +367,121 @@ func (c *scramClient) serverFinal(in []byte) error {
 	if subtle.ConstantTimeCompare(sig, c.serverSig) != 1 {
 		return ErrServerSignature
 	}
+	if c.derived != nil {
+		c.cache.add(c.derived)
+		c.derived = nil
+	}
 	return nil
+}
+
+// DefaultKeyCacheSize is the number of entries of a KeyCache made with a
+// size of 0 or less.
+const DefaultKeyCacheSize = 1024
+
+// KeyCache remembers the ClientKey and ServerKey a SCRAM client derived
+// for a (hash, password, salt, iteration count), as RFC 5802 §5.1 allows,
+// so that logging in again to a server that presents the same salt and
+// count skips PBKDF2, the deliberately slow part of the client's work. It
+// holds at most a fixed number of entries, dropping the least recently
+// used, and is safe for concurrent use by any number of exchanges.
+//
+// Entries are indexed by a keyed SHA-256 of the inputs, never by the
+// password, but the cached keys themselves are password equivalents for
+// the servers that issued the salts (ClientKey suffices to log in): keep a
+// cache inside the process that owns the passwords.
+type KeyCache struct {
+	// secret keys the entry ids, so that an id means nothing outside this
+	// cache: no table precomputed for common passwords and public salts
+	// matches it.
+	secret [32]byte
+	size   int
+
+	mu      sync.Mutex
+	entries map[keyID]*list.Element // of *cachedKeys
+	lru     list.List               // front: most recently used
+
+	hits, misses atomic.Uint64
+}
+
+type keyID [sha256.Size]byte
+
+type cachedKeys struct {
+	id                   keyID
+	clientKey, serverKey []byte
+}
+
+// NewKeyCache returns an empty cache of at most size entries
+// (DefaultKeyCacheSize if size <= 0). An entry takes a few hundred bytes.
+func NewKeyCache(size int) *KeyCache {
+	if size <= 0 {
+		size = DefaultKeyCacheSize
+	}
+	c := &KeyCache{size: size, entries: make(map[keyID]*list.Element)}
+	_, _ = rand.Read(c.secret[:]) // never fails (crypto/rand panics instead)
+	return c
+}
+
+// Len returns the number of entries.
+func (c *KeyCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len()
+}
+
+// Stats returns how many SCRAM exchanges found their keys in the cache
+// and how many had to derive them.
+func (c *KeyCache) Stats() (hits, misses uint64) {
+	return c.hits.Load(), c.misses.Load()
+}
+
+// id names the entry of (h, password, salt, iterations). The fields are
+// length-prefixed so that no two different tuples encode alike.
+func (c *KeyCache) id(h Hash, password string, salt []byte, iterations int) keyID {
+	m := hmac.New(sha256.New, c.secret[:])
+	name := h.String()
+	var buf [8]byte
+	for _, f := range [][]byte{[]byte(name), []byte(password), salt} {
+		m.Write(binary.BigEndian.AppendUint64(buf[:0], uint64(len(f))))
+		m.Write(f)
+	}
+	m.Write(binary.BigEndian.AppendUint64(buf[:0], uint64(iterations)))
+	var id keyID
+	m.Sum(id[:0])
+	return id
+}
+
+// get returns copies of the keys of id: an eviction zeroes the cached
+// slices, which must not change the keys of an exchange in progress.
+func (c *KeyCache) get(id keyID) (clientKey, serverKey []byte, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[id]
+	if !ok {
+		c.misses.Add(1)
+		return nil, nil, false
+	}
+	c.hits.Add(1)
+	c.lru.MoveToFront(e)
+	k := e.Value.(*cachedKeys)
+	return append([]byte(nil), k.clientKey...), append([]byte(nil), k.serverKey...), true
+}
+
+func (c *KeyCache) add(k *cachedKeys) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[k.id]; ok {
+		// Another exchange derived the same keys meanwhile.
+		c.lru.MoveToFront(e)
+		return
+	}
+	c.entries[k.id] = c.lru.PushFront(k)
+	for c.lru.Len() > c.size {
+		old := c.lru.Remove(c.lru.Back()).(*cachedKeys)
+		delete(c.entries, old.id)
+		// Do not leave password equivalents in memory the GC frees.
+		clear(old.clientKey)
+		clear(old.serverKey)
+	}
 }
 
 // plainClient is the client side of PLAIN; it sends no authzid.
@@ -356,4 +516,84 @@ func (p *plainClient) Verify(data []byte) error {
 	}
 	p.state = clientVerified
 	return nil
+}
+
+// keyCacheMagic starts a saved KeyCache (version 1).
+const keyCacheMagic = "parley-scram-keys/1\n"
+
+// WriteTo saves the cache: its secret and every entry, most recently used
+// first. The output holds password equivalents (see KeyCache): write it
+// only where the passwords themselves could be kept.
+func (c *KeyCache) WriteTo(w io.Writer) (int64, error) {
+	c.mu.Lock()
+	buf := append([]byte(keyCacheMagic), c.secret[:]...)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(c.lru.Len()))
+	for e := c.lru.Front(); e != nil; e = e.Next() {
+		k := e.Value.(*cachedKeys)
+		buf = append(buf, k.id[:]...)
+		buf = append(buf, byte(len(k.clientKey)))
+		buf = append(buf, k.clientKey...)
+		buf = append(buf, byte(len(k.serverKey)))
+		buf = append(buf, k.serverKey...)
+	}
+	c.mu.Unlock()
+	n, err := w.Write(buf)
+	clear(buf)
+	return int64(n), err
+}
+
+// ReadKeyCache loads a cache saved by WriteTo, keeping at most size
+// entries (DefaultKeyCacheSize if size <= 0). A file that is not a saved
+// cache is an error, not an empty cache.
+func ReadKeyCache(r io.Reader, size int) (*KeyCache, error) {
+	data, err := io.ReadAll(io.LimitReader(r, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("sasl: read key cache: %w", err)
+	}
+	defer clear(data)
+	bad := errors.New("sasl: not a saved key cache, or a damaged one")
+	rest, ok := strings.CutPrefix(string(data), keyCacheMagic)
+	if !ok || len(rest) < 32+4 {
+		return nil, bad
+	}
+	c := NewKeyCache(size)
+	copy(c.secret[:], rest[:32])
+	n := binary.BigEndian.Uint32([]byte(rest[32:36]))
+	rest = rest[36:]
+	take := func(n int) ([]byte, bool) {
+		if len(rest) < n {
+			return nil, false
+		}
+		b := []byte(rest[:n])
+		rest = rest[n:]
+		return b, true
+	}
+	entries := make([]*cachedKeys, 0, min(int(n), c.size))
+	for range n {
+		k := &cachedKeys{}
+		id, ok := take(len(k.id))
+		if !ok {
+			return nil, bad
+		}
+		copy(k.id[:], id)
+		for _, dst := range []*[]byte{&k.clientKey, &k.serverKey} {
+			l, ok := take(1)
+			if !ok || l[0] == 0 || l[0] > 64 {
+				return nil, bad
+			}
+			if *dst, ok = take(int(l[0])); !ok {
+				return nil, bad
+			}
+		}
+		entries = append(entries, k)
+	}
+	if len(rest) != 0 {
+		return nil, bad
+	}
+	// Added least recently used first, so that the order survives and the
+	// size bound drops the oldest.
+	for i := len(entries) - 1; i >= 0; i-- {
+		c.add(entries[i])
+	}
+	return c, nil
 }
