@@ -99,6 +99,7 @@ type fakeTransport struct {
 	tlsState *tls.ConnectionState
 	conns    []net.Conn
 	writes   int
+	released int // ReleaseTLSState calls that dropped a state
 }
 
 func newTransport(ip string) *fakeTransport {
@@ -161,6 +162,16 @@ func (f *fakeTransport) TLS() *tls.ConnectionState {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.tlsState
+}
+
+// ReleaseTLSState mimics listener.Conn: the state shrinks to a marker.
+func (f *fakeTransport) ReleaseTLSState() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.tlsState != nil {
+		f.tlsState = &tls.ConnectionState{HandshakeComplete: true}
+		f.released++
+	}
 }
 
 func (f *fakeTransport) Close() error {

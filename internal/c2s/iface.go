@@ -64,6 +64,12 @@ type Codec interface {
 	Encoder
 }
 
+// tlsStateReleaser is implemented by transports that can drop the TLS
+// connection state once authentication no longer needs it (its channel
+// binding data is what SASL reads); TLS then still reports a TLS
+// connection, with fewer details. A few hundred bytes per idle session.
+type tlsStateReleaser interface{ ReleaseTLSState() }
+
 // Transport is the connection under a session.
 type Transport interface {
 	// Write writes p completely or fails (after the write timeout).

@@ -536,6 +536,9 @@ func (s *Session) saslStep(data []byte) error {
 	}
 	s.user = s.mech.Username()
 	s.mech = nil
+	if r, ok := s.tr.(tlsStateReleaser); ok {
+		r.ReleaseTLSState()
+	}
 	if s.cfg.Metrics != nil {
 		s.cfg.Metrics.Logins.Add(1)
 	}

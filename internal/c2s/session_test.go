@@ -360,8 +360,15 @@ func TestStartTLSThenSCRAM(t *testing.T) {
 		!strings.Contains(out, "<mechanism>SCRAM-SHA-256</mechanism>") || !strings.Contains(out, "<mechanism>PLAIN</mechanism>") {
 		t.Fatalf("features after TLS: %s", out)
 	}
+	if c.tr.released != 0 {
+		t.Fatal("TLS state released before authentication")
+	}
 	if out := c.scram("alice", "secret"); !strings.HasPrefix(out, `<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>`) {
 		t.Fatalf("SCRAM: %q", out)
+	}
+	// Channel binding was the last use of the TLS details.
+	if c.tr.released != 1 || !c.s.Secure() {
+		t.Fatalf("after authentication: TLS state released %d times, secure %v", c.tr.released, c.s.Secure())
 	}
 	out = normalize(c.feed(header))
 	for _, w := range []string{serverHeader, `<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>`, `<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>`} {

@@ -33,9 +33,10 @@ var readPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); retur
 // swap of StartTLS (it happens inside Feed, before any output can be
 // pending from another goroutine).
 //
-// A TLS 1.3 connection with an AES-GCM suite is carried by tlsrec after the
-// handshake (rec), which keeps no buffers while idle; others stay with
-// crypto/tls (tls). The handshake's outcome is kept in state either way.
+// A TLS 1.3 connection (AES-GCM or ChaCha20-Poly1305) is carried by tlsrec
+// after the handshake (rec), which keeps no buffers while idle; TLS 1.2
+// stays with crypto/tls (tls). The handshake's outcome is kept in state
+// until the session has authenticated (ReleaseTLSState).
 //
 // Every idle session keeps one, so its fields are counted (docs/density.md).
 type Conn struct {
@@ -132,6 +133,22 @@ func (c *Conn) handshake(cfg *tls.Config) error {
 	}
 	c.state = &res.State
 	return nil
+}
+
+// releasedTLS stands for the state of every TLS connection whose session
+// has authenticated: SASL's channel binding was the last reader of the
+// details (the exporter secret, the peer's certificates, the server name),
+// and about 300 bytes per idle session (ConnectionState and what it
+// references) are not worth keeping for nobody. Shared and never written:
+// TLS returns copies.
+var releasedTLS = tls.ConnectionState{HandshakeComplete: true}
+
+// ReleaseTLSState drops the TLS connection state after authentication;
+// TLS then returns a state with only HandshakeComplete set.
+func (c *Conn) ReleaseTLSState() {
+	if c.state != nil {
+		c.state = &releasedTLS
+	}
 }
 
 // TLS returns the negotiated TLS state or nil.

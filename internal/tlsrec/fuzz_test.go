@@ -30,12 +30,15 @@ func fuzzPeer() (*Conn, *sink) {
 // sealRaw writes one record whose inner plaintext (content, type,
 // padding) is given as is.
 func sealRaw(c *Conn, inner []byte) {
-	aead, _ := c.out.aead(c.suite)
+	k, err := c.out.keys(c.suite)
+	if err != nil {
+		panic(err)
+	}
 	n := len(inner) + tagLen
 	hdr := []byte{typeApplicationData, 3, 3, byte(n >> 8), byte(n)}
-	nonce := c.out.nonce()
+	nonce := k.nonce(c.out.seq)
 	c.out.seq++
-	_, _ = c.conn.Write(aead.Seal(hdr, nonce[:], inner, hdr))
+	_, _ = c.conn.Write(k.aead.Seal(hdr, nonce[:], inner, hdr))
 }
 
 // seedRecords builds valid record streams: data, padded data, a KeyUpdate

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -76,6 +77,11 @@ func handshakePair(t *testing.T, dial func(addr string) (net.Conn, error)) *pair
 	o := <-ch
 	if o.err != nil {
 		t.Fatal(o.err)
+	}
+	if want := os.Getenv(envWantSuite); want != "" && o.res.State.Version == tls.VersionTLS13 {
+		if got := tls.CipherSuiteName(o.res.State.CipherSuite); got != want {
+			t.Fatalf("negotiated %s, want %s", got, want)
+		}
 	}
 	t.Cleanup(func() { cc.Close(); o.tcp.Close() })
 	return &pair{res: o.res, server: o.tcp, client: cc}
@@ -445,9 +451,9 @@ func TestCloseNotify(t *testing.T) {
 	}
 }
 
-// OpenSSL clients, which choose the suite we cannot get a Go client to
-// prefer: AES-256-GCM is carried by this layer, ChaCha20-Poly1305 stays
-// with crypto/tls.
+// OpenSSL clients, which choose any suite: all three TLS 1.3 suites are
+// carried by this layer, across a KeyUpdate that OpenSSL starts and asks
+// us to answer.
 func TestOpenSSLSuites(t *testing.T) {
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Skip("openssl not installed")
@@ -461,11 +467,10 @@ func TestOpenSSLSuites(t *testing.T) {
 	for _, tc := range []struct {
 		suite string
 		id    uint16
-		rec   bool
 	}{
-		{"TLS_AES_256_GCM_SHA384", tls.TLS_AES_256_GCM_SHA384, true},
-		{"TLS_AES_128_GCM_SHA256", tls.TLS_AES_128_GCM_SHA256, true},
-		{"TLS_CHACHA20_POLY1305_SHA256", tls.TLS_CHACHA20_POLY1305_SHA256, false},
+		{"TLS_AES_256_GCM_SHA384", tls.TLS_AES_256_GCM_SHA384},
+		{"TLS_AES_128_GCM_SHA256", tls.TLS_AES_128_GCM_SHA256},
+		{"TLS_CHACHA20_POLY1305_SHA256", tls.TLS_CHACHA20_POLY1305_SHA256},
 	} {
 		t.Run(tc.suite, func(t *testing.T) {
 			var cmd *exec.Cmd
@@ -494,15 +499,40 @@ func TestOpenSSLSuites(t *testing.T) {
 			if p.res.State.CipherSuite != tc.id {
 				t.Fatalf("suite %x, want %x", p.res.State.CipherSuite, tc.id)
 			}
-			if (p.res.Rec != nil) != tc.rec {
-				t.Fatalf("handed off: %v, want %v", p.res.Rec != nil, tc.rec)
+			srv := p.res.Rec
+			if srv == nil {
+				t.Fatal("not handed off")
 			}
-			if !tc.rec {
-				return
-			}
-			got, err := readUntil(t, p.res.Rec, p.server.Read, 5)
+			got, err := readUntil(t, srv, p.server.Read, 5)
 			if err != nil || string(got) != "ping\n" {
 				t.Fatalf("server read %q, %v", got, err)
+			}
+			if _, err := srv.Write([]byte("pong1\n")); err != nil {
+				t.Fatal(err)
+			}
+			// A line "K" makes s_client send a KeyUpdate with
+			// update_requested; the server answers with its own. The
+			// read sequence restarting at 0 shows it arrived.
+			if _, err := io.WriteString(stdin, "K\n"); err != nil {
+				t.Fatal(err)
+			}
+			for srv.in.seq != 0 {
+				err := srv.ReadReady(p.server.Read, func(p []byte) error {
+					return fmt.Errorf("data %q before the KeyUpdate", p)
+				})
+				if err != nil && !errors.Is(err, ErrWouldBlock) {
+					t.Fatal(err)
+				}
+			}
+			if srv.out.seq != 0 {
+				t.Fatalf("write sequence %d: the requested KeyUpdate was not sent", srv.out.seq)
+			}
+			if _, err := io.WriteString(stdin, "ping2\n"); err != nil {
+				t.Fatal(err)
+			}
+			got, err = readUntil(t, srv, p.server.Read, 6)
+			if err != nil || string(got) != "ping2\n" {
+				t.Fatalf("server read after KeyUpdate %q, %v", got, err)
 			}
 			if _, err := p.res.Rec.Write([]byte("pong\n")); err != nil {
 				t.Fatal(err)
@@ -512,7 +542,7 @@ func TestOpenSSLSuites(t *testing.T) {
 				t.Fatalf("after client close: %q, %v", got, err)
 			}
 			_ = cmd.Wait()
-			if !strings.Contains(stdout.String(), "pong") {
+			if out := stdout.String(); !strings.Contains(out, "pong1\n") || !strings.Contains(out, "pong\n") {
 				t.Fatalf("openssl got %q", stdout.String())
 			}
 		})
