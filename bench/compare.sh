@@ -16,6 +16,7 @@
 #   SERVERS ["parley ejabberd prosody"]
 #   DOMAIN [bench.local] WORK [/tmp/parley-compare]
 #   PARLEY_DURABILITY [fsync]  Parley's --durability for the runs
+#   PARLEY_ARGS          more flags for parley serve (e.g. --archive-retention 0)
 #   SETTLE [10s]         wait before each memory reading
 #   PARLEY_BIN           measure this parley binary instead of building one
 #   TABLE_ONLY=1         only print the table of the results in $WORK
@@ -37,6 +38,7 @@ SERVERS=${SERVERS:-"parley ejabberd prosody"}
 DOMAIN=${DOMAIN:-bench.local}
 WORK=${WORK:-/tmp/parley-compare}
 PARLEY_DURABILITY=${PARLEY_DURABILITY:-fsync}
+PARLEY_ARGS=${PARLEY_ARGS:-}
 SETTLE=${SETTLE:-10s}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -156,7 +158,7 @@ start_server() {
 		taskset -c 0 "$PARLEY" serve --domain "$DOMAIN" --data "$WORK/parley/data" \
 			--c2s 127.0.0.1:$PARLEY_C2S --c2s-tls 127.0.0.1:$PARLEY_TLS --http 127.0.0.1:$PARLEY_HTTP \
 			--tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem" --starttls-required=false \
-			--durability "$PARLEY_DURABILITY" --log-level warn 2>>"$WORK/parley.log" &
+			--durability "$PARLEY_DURABILITY" --log-level warn $PARLEY_ARGS 2>>"$WORK/parley.log" &
 		SERVER_PID=$!
 		wait_port $PARLEY_C2S || die "parley did not start (see $WORK/parley.log)"
 		;;

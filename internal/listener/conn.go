@@ -144,7 +144,9 @@ func (c *Conn) handshake(cfg *tls.Config) error {
 var releasedTLS = tls.ConnectionState{HandshakeComplete: true}
 
 // ReleaseTLSState drops the TLS connection state after authentication;
-// TLS then returns a state with only HandshakeComplete set.
+// TLS then returns a state with only HandshakeComplete set, whose
+// ExportKeyingMaterial must not be called (it has no exporter: only SASL
+// channel binding uses it, before authentication).
 func (c *Conn) ReleaseTLSState() {
 	if c.state != nil {
 		c.state = &releasedTLS
