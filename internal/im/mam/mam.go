@@ -103,17 +103,12 @@ type Module struct {
 	// prefs caches owners' preferences: every routed message consults
 	// them twice (recipient and sender), and a store read per lookup was a
 	// tenth of the server's CPU at 2,000 chatting users. Owners without
-	// stored preferences are cached too (found false).
+	// stored preferences are cached with the server default.
 	mu    sync.Mutex
-	prefs map[string]cachedPrefs
+	prefs map[string]store.ArchivePrefs
 	// gen counts Forget calls: a load that raced with one is not cached,
 	// since it may have read the preferences from before a change.
 	gen uint64
-}
-
-type cachedPrefs struct {
-	p     store.ArchivePrefs
-	found bool
 }
 
 // New creates the module and registers its iq handlers for iqs to a user's
@@ -146,7 +141,7 @@ func New(cfg Config) *Module {
 	if cfg.PrefsCacheSize <= 0 {
 		cfg.PrefsCacheSize = DefaultPrefsCacheSize
 	}
-	m := &Module{cfg: cfg, log: cfg.Logger.With("module", "mam"), prefs: map[string]cachedPrefs{}}
+	m := &Module{cfg: cfg, log: cfg.Logger.With("module", "mam"), prefs: map[string]store.ArchivePrefs{}}
 	cfg.Router.HandleUserIQ(NS, m.handleIQ)
 	return m
 }
@@ -227,12 +222,9 @@ func (m *Module) ArchiveMessage(ctx context.Context, owner string, peer jid.JID,
 // wanted applies owner's preferences to a message with peer: never list,
 // then always list, then the default.
 func (m *Module) wanted(ctx context.Context, owner string, peer jid.JID) (bool, error) {
-	p, found, err := m.loadPrefs(ctx, owner)
+	p, err := m.loadPrefs(ctx, owner)
 	if err != nil {
 		return false, err
-	}
-	if !found {
-		p = store.ArchivePrefs{Default: m.cfg.DefaultPref}
 	}
 	if listed(p.Never, peer) {
 		return false, nil
@@ -256,29 +248,28 @@ func (m *Module) wanted(ctx context.Context, owner string, peer jid.JID) (bool, 
 	return true, nil
 }
 
-// loadPrefs returns owner's stored preferences (found false when none were
-// set), from the cache when it holds them.
-func (m *Module) loadPrefs(ctx context.Context, owner string) (store.ArchivePrefs, bool, error) {
+// loadPrefs returns owner's preferences: the stored ones, or the server
+// default with empty lists when none were set; from the cache when it
+// holds them.
+func (m *Module) loadPrefs(ctx context.Context, owner string) (store.ArchivePrefs, error) {
 	m.mu.Lock()
-	c, ok := m.prefs[owner]
+	p, ok := m.prefs[owner]
 	gen := m.gen
 	m.mu.Unlock()
 	if ok {
-		return c.p, c.found, nil
+		return p, nil
 	}
 	p, err := m.cfg.Archive.GetArchivePrefs(ctx, owner)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		c = cachedPrefs{}
+		p = store.ArchivePrefs{Default: m.cfg.DefaultPref}
 	case err != nil:
-		return store.ArchivePrefs{}, false, err
-	default:
-		c = cachedPrefs{p: p, found: true}
+		return store.ArchivePrefs{}, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if gen != m.gen {
-		return c.p, c.found, nil
+		return p, nil
 	}
 	if len(m.prefs) >= m.cfg.PrefsCacheSize {
 		// Evict an arbitrary entry: it reloads from the store when needed.
@@ -287,8 +278,8 @@ func (m *Module) loadPrefs(ctx context.Context, owner string) (store.ArchivePref
 			break
 		}
 	}
-	m.prefs[owner] = c
-	return c.p, c.found, nil
+	m.prefs[owner] = p
+	return p, nil
 }
 
 // Forget drops the cached preferences of owner: call it when the account

@@ -14,12 +14,9 @@ import (
 // getPrefs answers an iq get of <prefs/>: the stored preferences, or the
 // server default with empty lists.
 func (m *Module) getPrefs(ctx context.Context, owner string) (*stanza.Element, error) {
-	p, found, err := m.loadPrefs(ctx, owner)
+	p, err := m.loadPrefs(ctx, owner)
 	if err != nil {
 		return nil, fmt.Errorf("mam: prefs of %s: %w", owner, err)
-	}
-	if !found {
-		p = store.ArchivePrefs{Default: m.cfg.DefaultPref}
 	}
 	return result(prefsElement(p)), nil
 }
