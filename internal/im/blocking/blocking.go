@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/parley-im/parley/internal/memo"
 	"github.com/parley-im/parley/internal/router"
 	"github.com/parley-im/parley/internal/store"
 	"github.com/parley-im/parley/jid"
@@ -55,8 +56,7 @@ type Module struct {
 	cfg Config
 	log *slog.Logger
 
-	mu    sync.Mutex
-	cache map[string][]jid.JID // user → parsed blocklist; absent = not loaded
+	cache *memo.Cache[[]jid.JID] // user → parsed blocklist
 	// interested holds the full JIDs that asked for the blocklist: XEP-0191
 	// §3.3 pushes changes only to those resources.
 	interested sync.Map // string → struct{}
@@ -77,7 +77,7 @@ func New(cfg Config) (*Module, error) {
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = DefaultCacheSize
 	}
-	m := &Module{cfg: cfg, log: cfg.Logger, cache: map[string][]jid.JID{}}
+	m := &Module{cfg: cfg, log: cfg.Logger, cache: memo.New[[]jid.JID](cfg.CacheSize)}
 	cfg.Router.HandleUserIQ(NS, m.handleIQ)
 	cfg.Router.HandleServerIQ(NS, m.handleIQ)
 	cfg.Router.SetBlocker(m)
@@ -121,41 +121,23 @@ func matches(item, j jid.JID) bool {
 
 // list returns the user's parsed blocklist, from the cache when loaded.
 func (m *Module) list(ctx context.Context, user string) ([]jid.JID, error) {
-	m.mu.Lock()
-	l, ok := m.cache[user]
-	m.mu.Unlock()
-	if ok {
+	return m.cache.Get(user, func() ([]jid.JID, error) {
+		raw, err := m.cfg.Store.BlockedJIDs(ctx, user)
+		if err != nil {
+			return nil, err
+		}
+		l := make([]jid.JID, 0, len(raw))
+		for _, s := range raw {
+			if j, err := jid.Parse(s); err == nil {
+				l = append(l, j)
+			}
+		}
 		return l, nil
-	}
-	raw, err := m.cfg.Store.BlockedJIDs(ctx, user)
-	if err != nil {
-		return nil, err
-	}
-	l = make([]jid.JID, 0, len(raw))
-	for _, s := range raw {
-		if j, err := jid.Parse(s); err == nil {
-			l = append(l, j)
-		}
-	}
-	m.mu.Lock()
-	if len(m.cache) >= m.cfg.CacheSize {
-		// Evict an arbitrary entry: any user's list reloads from the store.
-		for k := range m.cache {
-			delete(m.cache, k)
-			break
-		}
-	}
-	m.cache[user] = l
-	m.mu.Unlock()
-	return l, nil
+	})
 }
 
 // Forget drops the cached list of user (e.g. when the account is deleted).
-func (m *Module) Forget(user string) {
-	m.mu.Lock()
-	delete(m.cache, user)
-	m.mu.Unlock()
-}
+func (m *Module) Forget(user string) { m.cache.Forget(user) }
 
 func (m *Module) handleIQ(ctx context.Context, from, to jid.JID, iq *stanza.Element) (*stanza.Element, error) {
 	if to.Local() != "" && to.Local() != from.Local() {

@@ -15,9 +15,9 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
+	"github.com/parley-im/parley/internal/memo"
 	"github.com/parley-im/parley/internal/router"
 	"github.com/parley-im/parley/internal/store"
 	"github.com/parley-im/parley/jid"
@@ -104,11 +104,7 @@ type Module struct {
 	// them twice (recipient and sender), and a store read per lookup was a
 	// tenth of the server's CPU at 2,000 chatting users. Owners without
 	// stored preferences are cached with the server default.
-	mu    sync.Mutex
-	prefs map[string]store.ArchivePrefs
-	// gen counts Forget calls: a load that raced with one is not cached,
-	// since it may have read the preferences from before a change.
-	gen uint64
+	prefs *memo.Cache[store.ArchivePrefs]
 }
 
 // New creates the module and registers its iq handlers for iqs to a user's
@@ -141,7 +137,7 @@ func New(cfg Config) *Module {
 	if cfg.PrefsCacheSize <= 0 {
 		cfg.PrefsCacheSize = DefaultPrefsCacheSize
 	}
-	m := &Module{cfg: cfg, log: cfg.Logger.With("module", "mam"), prefs: map[string]store.ArchivePrefs{}}
+	m := &Module{cfg: cfg, log: cfg.Logger.With("module", "mam"), prefs: memo.New[store.ArchivePrefs](cfg.PrefsCacheSize)}
 	cfg.Router.HandleUserIQ(NS, m.handleIQ)
 	return m
 }
@@ -252,45 +248,19 @@ func (m *Module) wanted(ctx context.Context, owner string, peer jid.JID) (bool, 
 // default with empty lists when none were set; from the cache when it
 // holds them.
 func (m *Module) loadPrefs(ctx context.Context, owner string) (store.ArchivePrefs, error) {
-	m.mu.Lock()
-	p, ok := m.prefs[owner]
-	gen := m.gen
-	m.mu.Unlock()
-	if ok {
-		return p, nil
-	}
-	p, err := m.cfg.Archive.GetArchivePrefs(ctx, owner)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		p = store.ArchivePrefs{Default: m.cfg.DefaultPref}
-	case err != nil:
-		return store.ArchivePrefs{}, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if gen != m.gen {
-		return p, nil
-	}
-	if len(m.prefs) >= m.cfg.PrefsCacheSize {
-		// Evict an arbitrary entry: it reloads from the store when needed.
-		for k := range m.prefs {
-			delete(m.prefs, k)
-			break
+	return m.prefs.Get(owner, func() (store.ArchivePrefs, error) {
+		p, err := m.cfg.Archive.GetArchivePrefs(ctx, owner)
+		if errors.Is(err, store.ErrNotFound) {
+			return store.ArchivePrefs{Default: m.cfg.DefaultPref}, nil
 		}
-	}
-	m.prefs[owner] = p
-	return p, nil
+		return p, err
+	})
 }
 
 // Forget drops the cached preferences of owner: call it when the account
 // is deleted, so that a new account of the same name starts from the
 // default.
-func (m *Module) Forget(owner string) {
-	m.mu.Lock()
-	delete(m.prefs, owner)
-	m.gen++
-	m.mu.Unlock()
-}
+func (m *Module) Forget(owner string) { m.prefs.Forget(owner) }
 
 // listed reports whether the bare peer, or its whole domain, is in l.
 func listed(l []string, peer jid.JID) bool {

@@ -68,7 +68,7 @@ func (m *Module) setPrefs(ctx context.Context, owner string, el *stanza.Element)
 		}
 	}
 	// Forget after the write; a load that ran meanwhile is not cached
-	// (loadPrefs checks the generation).
+	// (memo.Cache).
 	err := m.cfg.Archive.SetArchivePrefs(ctx, owner, p)
 	m.Forget(owner)
 	if err != nil {
