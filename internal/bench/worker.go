@@ -227,44 +227,28 @@ func (w *worker) login(ctx context.Context, from, to, conc int, reconnect bool) 
 		errs errorList
 		hmu  sync.Mutex
 		hist Hist
-		wg   sync.WaitGroup
 	)
 	stop := make(chan struct{})
 	go w.progress(&c, stop)
 	defer close(stop)
-	sem := make(chan struct{}, max(conc, 1))
 	start := time.Now()
-	for i := from; i < to; i++ {
-		if w.sessions[i] != nil || (reconnect && !w.dropped[i]) {
-			continue
+	runBounded(ctx, from, to, conc, func(i int) bool {
+		return w.sessions[i] == nil && (!reconnect || w.dropped[i])
+	}, func(i int) {
+		t0 := time.Now()
+		cl, err := w.loginOne(ctx, i)
+		if err != nil {
+			atomic.AddInt64(&c.Failed, 1)
+			errs.add("%s: %v", w.setup.Accounts[i].JID, err)
+			return
 		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			t0 := time.Now()
-			cl, err := w.loginOne(ctx, i)
-			if err != nil {
-				atomic.AddInt64(&c.Failed, 1)
-				errs.add("%s: %v", w.setup.Accounts[i].JID, err)
-				return
-			}
-			d := time.Since(t0)
-			w.sessions[i] = cl // each goroutine owns its index
-			atomic.AddInt64(&c.OK, 1)
-			hmu.Lock()
-			hist.Add(d)
-			hmu.Unlock()
-		}()
-	}
-	wg.Wait()
+		d := time.Since(t0)
+		w.sessions[i] = cl // each goroutine owns its index
+		atomic.AddInt64(&c.OK, 1)
+		hmu.Lock()
+		hist.Add(d)
+		hmu.Unlock()
+	})
 	res := &phaseResult{
 		OK:      int(c.OK),
 		Failed:  int(c.Failed),
@@ -274,6 +258,31 @@ func (w *worker) login(ctx context.Context, from, to, conc int, reconnect bool) 
 		Online:  w.online(),
 	}
 	return w.footprint(res)
+}
+
+// runBounded runs f(i) for each i in [from, to) that want accepts (all
+// if want is nil), at most conc at a time on goroutines of their own, and
+// returns when all have returned. It starts no more once ctx is done.
+func runBounded(ctx context.Context, from, to, conc int, want func(int) bool, f func(int)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(conc, 1))
+	for i := from; i < to; i++ {
+		if want != nil && !want(i) {
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			f(i)
+		})
+	}
+	wg.Wait()
 }
 
 func (w *worker) loginOne(ctx context.Context, i int) (*client.Client, error) {
@@ -404,52 +413,37 @@ func (w *worker) register(ctx context.Context, conc int) *phaseResult {
 		c       counters
 		existed atomic.Int64
 		errs    errorList
-		wg      sync.WaitGroup
 	)
 	stop := make(chan struct{})
 	go w.progress(&c, stop)
 	defer close(stop)
-	sem := make(chan struct{}, max(conc, 1))
 	start := time.Now()
-	for i := range w.setup.Accounts {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			cfg := w.config(i)
-			for attempt := 0; ; attempt++ {
-				err := client.Register(ctx, cfg)
-				var se *stanza.Error
-				errors.As(err, &se)
-				switch {
-				case err == nil:
-					atomic.AddInt64(&c.OK, 1)
-				case se != nil && se.Condition == "conflict":
-					existed.Add(1)
-					atomic.AddInt64(&c.OK, 1)
-				case se != nil && se.Condition == "resource-constraint" && attempt < 3:
-					select {
-					case <-time.After(registerRetry):
-						continue
-					case <-ctx.Done():
-					}
-					fallthrough
-				default:
-					atomic.AddInt64(&c.Failed, 1)
-					errs.add("register %s: %v", cfg.JID, err)
+	runBounded(ctx, 0, len(w.setup.Accounts), conc, nil, func(i int) {
+		cfg := w.config(i)
+		for attempt := 0; ; attempt++ {
+			err := client.Register(ctx, cfg)
+			var se *stanza.Error
+			errors.As(err, &se)
+			switch {
+			case err == nil:
+				atomic.AddInt64(&c.OK, 1)
+			case se != nil && se.Condition == "conflict":
+				existed.Add(1)
+				atomic.AddInt64(&c.OK, 1)
+			case se != nil && se.Condition == "resource-constraint" && attempt < 3:
+				select {
+				case <-time.After(registerRetry):
+					continue
+				case <-ctx.Done():
 				}
-				return
+				fallthrough
+			default:
+				atomic.AddInt64(&c.Failed, 1)
+				errs.add("register %s: %v", cfg.JID, err)
 			}
-		}()
-	}
-	wg.Wait()
+			return
+		}
+	})
 	res := &phaseResult{
 		OK:      int(c.OK),
 		Failed:  int(c.Failed),
