@@ -52,9 +52,10 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * 10 * time.Millisecond, nil
 }
 
-// raiseNoFile lifts the soft open-files limit to the hard one and checks
-// that need descriptors fit under it.
-func raiseNoFile(need int) error {
+// RaiseNoFile lifts the soft open-files limit to the hard one and checks
+// that need descriptors fit under it. The load generator's workers and the
+// density test open thousands of connections per process.
+func RaiseNoFile(need int) error {
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		return fmt.Errorf("getrlimit: %w", err)
@@ -66,7 +67,7 @@ func raiseNoFile(need int) error {
 		}
 	}
 	if uint64(need) > rl.Cur {
-		return fmt.Errorf("%d open files needed in one worker, the limit is %d: use more workers (--per-worker)", need, rl.Cur)
+		return fmt.Errorf("%d open files needed, the limit is %d", need, rl.Cur)
 	}
 	return nil
 }

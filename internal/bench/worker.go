@@ -122,8 +122,8 @@ func (w *worker) doSetup(s *workerSetup) (*phaseResult, error) {
 	}
 	// Each session holds one socket; the rest is for the runtime, the
 	// pipes and the odd file.
-	if err := raiseNoFile(len(s.Accounts) + 256); err != nil {
-		return nil, err
+	if err := RaiseNoFile(len(s.Accounts) + 256); err != nil {
+		return nil, fmt.Errorf("%w in one worker: use more workers (--per-worker)", err)
 	}
 	tc, err := tlsConfig(&s.Target)
 	if err != nil {

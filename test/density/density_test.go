@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/client"
+	"github.com/parley-im/parley/internal/bench"
 	"github.com/parley-im/parley/internal/config"
 	"github.com/parley-im/parley/internal/sasl"
 	"github.com/parley-im/parley/internal/server"
@@ -72,7 +73,7 @@ func TestIdleSessionMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens 2000 sessions")
 	}
-	if err := raiseNoFile(sessions + 256); err != nil {
+	if err := bench.RaiseNoFile(sessions + 256); err != nil {
 		t.Skip(err)
 	}
 	dir := t.TempDir()
@@ -235,7 +236,7 @@ func account(i int) string { return "density" + strconv.Itoa(i) }
 // presence, one ping to know the server is done), says "ready N" and holds
 // the sessions until its stdin closes.
 func runClients(addr string) int {
-	if err := raiseNoFile(sessions + 256); err != nil {
+	if err := bench.RaiseNoFile(sessions + 256); err != nil {
 		fmt.Println("error", err)
 		return 1
 	}
@@ -321,25 +322,6 @@ func runClients(addr string) int {
 		_ = c.Close()
 	}
 	return 0
-}
-
-// raiseNoFile lifts the soft open-files limit to the hard one and checks
-// that need descriptors fit.
-func raiseNoFile(need int) error {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return fmt.Errorf("getrlimit: %w", err)
-	}
-	if rl.Cur < rl.Max {
-		rl.Cur = rl.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-			return fmt.Errorf("setrlimit: %w", err)
-		}
-	}
-	if uint64(need) > rl.Cur {
-		return fmt.Errorf("%d open files needed, the limit is %d", need, rl.Cur)
-	}
-	return nil
 }
 
 func x509Pool(pemCA []byte) *x509.CertPool {
