@@ -12,10 +12,20 @@ import (
 // the message is in the recipient's durable queue and before any device
 // gets it, so a device that receives a message finds it in the archive.
 type Archiver interface {
-	// ArchiveMessage offers el to owner's archive (owner is a localpart;
-	// peer the other party; id the archive id). The archiver applies the
+	// ArchiveMessage offers el to the archives of copies (both sides of a
+	// conversation, as one write). raw is el as the router's storage codec
+	// serialised it for the queue, so that the archiver need not serialise
+	// it again; the archiver must use the same codec, or ignore raw. nil
+	// raw makes the archiver serialise el. The archiver applies each
 	// owner's preferences and never fails the delivery.
-	ArchiveMessage(ctx context.Context, owner string, peer jid.JID, id string, el *stanza.Element)
+	ArchiveMessage(ctx context.Context, el *stanza.Element, raw []byte, copies ...ArchiveCopy)
+}
+
+// ArchiveCopy names one archive a routed message goes to.
+type ArchiveCopy struct {
+	Owner string  // a localpart
+	Peer  jid.JID // the other party
+	ID    string  // the archive id
 }
 
 // SetArchiver installs the archive; nil turns archiving off.
@@ -34,7 +44,7 @@ func (r *Router) getArchiver() Archiver {
 // archive stores a routed message in the recipient's archive under the
 // stanza id the recipient sees, and in the sender's archive (when the
 // sender is a local user) under an id of its own.
-func (r *Router) archive(ctx context.Context, to jid.JID, id string, el *stanza.Element) {
+func (r *Router) archive(ctx context.Context, to jid.JID, id string, el *stanza.Element, raw []byte) {
 	a := r.getArchiver()
 	if a == nil {
 		return
@@ -43,8 +53,11 @@ func (r *Router) archive(ctx context.Context, to jid.JID, id string, el *stanza.
 	if err != nil {
 		return
 	}
-	a.ArchiveMessage(ctx, to.Local(), from, id, el)
 	if r.IsLocal(from) && from.Local() != "" && from.Local() != to.Local() {
-		a.ArchiveMessage(ctx, from.Local(), to, r.newID(), el)
+		a.ArchiveMessage(ctx, el, raw,
+			ArchiveCopy{Owner: to.Local(), Peer: from, ID: id},
+			ArchiveCopy{Owner: from.Local(), Peer: to, ID: r.newID()})
+		return
 	}
+	a.ArchiveMessage(ctx, el, raw, ArchiveCopy{Owner: to.Local(), Peer: from, ID: id})
 }

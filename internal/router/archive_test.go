@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/parley-im/parley/jid"
+	"github.com/parley-im/parley/internal/router"
 	"github.com/parley-im/parley/stanza"
 )
 
@@ -15,9 +15,11 @@ type archiveLog struct {
 	got []string // "owner peer id body"
 }
 
-func (a *archiveLog) ArchiveMessage(_ context.Context, owner string, peer jid.JID, id string, el *stanza.Element) {
+func (a *archiveLog) ArchiveMessage(_ context.Context, el *stanza.Element, _ []byte, copies ...router.ArchiveCopy) {
 	a.mu.Lock()
-	a.got = append(a.got, owner+" "+peer.String()+" "+id+" "+el.ChildText("body", stanza.NSClient))
+	for _, c := range copies {
+		a.got = append(a.got, c.Owner+" "+c.Peer.String()+" "+c.ID+" "+el.ChildText("body", stanza.NSClient))
+	}
 	a.mu.Unlock()
 }
 

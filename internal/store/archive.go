@@ -22,6 +22,12 @@ type ArchivedMessage struct {
 	Stanza []byte
 }
 
+// ArchiveEntry is one message for one owner's archive (AppendArchives).
+type ArchiveEntry struct {
+	Owner   string
+	Message ArchivedMessage
+}
+
 // ArchiveQuery selects a page of an archive. Zero fields do not filter.
 type ArchiveQuery struct {
 	With       string    // exact match on ArchivedMessage.With
@@ -64,10 +70,16 @@ type Archive interface {
 	// in the owner's archive (ids are server-generated stanza-ids): the
 	// store does not look it up, because that lookup would be on the path
 	// of every routed message. Appending an id twice leaves two messages,
-	// of which lookups by id (AfterID, BeforeID, IDs) find the later. It need not be durable on its own: a backend may
-	// leave it to the next durable write (the message itself is durable in
-	// the recipient's queue).
+	// of which lookups by id (AfterID, BeforeID, IDs) find the later.
+	//
+	// It need not be durable on its own: a backend may leave it to the next
+	// durable write (the message itself is durable in the recipient's
+	// queue).
 	AppendArchive(ctx context.Context, owner string, m ArchivedMessage) error
+	// AppendArchives adds several messages, to one archive or several, as
+	// AppendArchive does for each, all or none: a routed message's copies
+	// for its sender and its recipient cost one write instead of two.
+	AppendArchives(ctx context.Context, entries ...ArchiveEntry) error
 	// QueryArchive returns one page of the owner's archive.
 	QueryArchive(ctx context.Context, owner string, q ArchiveQuery) (ArchivePage, error)
 	// GetArchivePrefs returns the owner's preferences; ErrNotFound if none were set.

@@ -99,6 +99,12 @@ type QueueItem struct {
 	Expires time.Time
 }
 
+// QueueRef names one queued item: the user's queue and the item's Seq.
+type QueueRef struct {
+	User string
+	Seq  uint64
+}
+
 // Queue is the per-user durable message queue: store-and-forward. A routed
 // message is appended before it is acknowledged to its sender and deleted
 // once a device of the recipient has acknowledged it.
@@ -111,6 +117,11 @@ type Queue interface {
 	Pending(ctx context.Context, user string, after uint64, limit int) ([]QueueItem, error)
 	// Ack deletes the items; unknown sequence numbers are ignored.
 	Ack(ctx context.Context, user string, seqs ...uint64) error
+	// AckBatch deletes the referenced items of any number of users in one
+	// write; unknown references are ignored. The router's acknowledgement
+	// batcher uses it so that a burst of acknowledgements from many
+	// recipients costs one write.
+	AckBatch(ctx context.Context, refs []QueueRef) error
 	// Depth returns the number of items queued for the user.
 	Depth(ctx context.Context, user string) (int, error)
 	// Expire deletes every item whose Expires is before now and returns the count.

@@ -179,12 +179,13 @@ func (m *Module) handleIQ(ctx context.Context, from, to jid.JID, iq *stanza.Elem
 	return nil, stanza.ErrBadRequest
 }
 
-// ArchiveMessage offers el to owner's archive under id (router.Archiver).
-// peer is the other party; its bare JID is recorded as With. The owner's
-// preferences and the message's XEP-0334 hints decide; the stanza is
-// stored as it is. Errors are logged: archiving never holds up delivery.
-func (m *Module) ArchiveMessage(ctx context.Context, owner string, peer jid.JID, id string, el *stanza.Element) {
-	if !m.Enabled() || owner == "" || id == "" || el == nil || el.Name != "message" {
+// ArchiveMessage implements router.Archiver: it archives el under each
+// copy's id in the copy owner's archive, with the peer's bare JID as With,
+// for every owner whose preferences want it, all in one write. The
+// message's XEP-0334 hints decide for all copies; the stanza is stored as
+// it is. Errors are logged: archiving never holds up delivery.
+func (m *Module) ArchiveMessage(ctx context.Context, el *stanza.Element, raw []byte, copies ...router.ArchiveCopy) {
+	if !m.Enabled() || el == nil || el.Name != "message" {
 		return
 	}
 	switch el.Type() {
@@ -195,23 +196,34 @@ func (m *Module) ArchiveMessage(ctx context.Context, owner string, peer jid.JID,
 	if el.Child("no-store", nsHints) != nil || el.Child("no-permanent-store", nsHints) != nil {
 		return
 	}
-	with := peer.Bare()
-	ok, err := m.wanted(ctx, owner, with)
-	if err != nil {
-		m.log.Error("mam: archive preferences", "owner", owner, "err", err)
+	var entries [2]store.ArchiveEntry // a routed message has at most two sides
+	kept := entries[:0]
+	now := m.cfg.Now()
+	for _, c := range copies {
+		if c.Owner == "" || c.ID == "" {
+			continue
+		}
+		with := c.Peer.Bare()
+		ok, err := m.wanted(ctx, c.Owner, with)
+		if err != nil {
+			m.log.Error("mam: archive preferences", "owner", c.Owner, "err", err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if raw == nil {
+			raw = m.cfg.Codec.Marshal(el)
+		}
+		kept = append(kept, store.ArchiveEntry{Owner: c.Owner, Message: store.ArchivedMessage{
+			ID: c.ID, Time: now, With: with.String(), Stanza: raw,
+		}})
+	}
+	if len(kept) == 0 {
 		return
 	}
-	if !ok {
-		return
-	}
-	err = m.cfg.Archive.AppendArchive(ctx, owner, store.ArchivedMessage{
-		ID:     id,
-		Time:   m.cfg.Now(),
-		With:   with.String(),
-		Stanza: m.cfg.Codec.Marshal(el),
-	})
-	if err != nil {
-		m.log.Error("mam: archive message", "owner", owner, "id", id, "err", err)
+	if err := m.cfg.Archive.AppendArchives(ctx, kept...); err != nil {
+		m.log.Error("mam: archive message", "owner", kept[0].Owner, "id", kept[0].Message.ID, "copies", len(kept), "err", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package mam_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -8,8 +9,10 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/internal/im/mam"
+	"github.com/parley-im/parley/internal/router"
 	"github.com/parley-im/parley/internal/router/routertest"
 	"github.com/parley-im/parley/internal/store"
+	"github.com/parley-im/parley/jid"
 	"github.com/parley-im/parley/stanza"
 )
 
@@ -396,20 +399,51 @@ func TestHints(t *testing.T) {
 		return m
 	}
 	ctx := t.Context()
-	e.m.ArchiveMessage(ctx, "alice", peer, "a1", msg("chat", "no-store", "no-store"))
-	e.m.ArchiveMessage(ctx, "alice", peer, "a2", msg("chat", "no-permanent-store", "no-permanent-store"))
-	e.m.ArchiveMessage(ctx, "alice", peer, "a3", msg("groupchat", "groupchat"))
-	e.m.ArchiveMessage(ctx, "alice", peer, "a4", msg("headline", "headline"))
-	e.m.ArchiveMessage(ctx, "alice", peer, "a5", msg("normal", "kept, with store hint", "store"))
-	e.m.ArchiveMessage(ctx, "alice", peer, "a6", msg("", "kept, no type"))
+	archiveOne(ctx, e.m, "alice", peer, "a1", msg("chat", "no-store", "no-store"))
+	archiveOne(ctx, e.m, "alice", peer, "a2", msg("chat", "no-permanent-store", "no-permanent-store"))
+	archiveOne(ctx, e.m, "alice", peer, "a3", msg("groupchat", "groupchat"))
+	archiveOne(ctx, e.m, "alice", peer, "a4", msg("headline", "headline"))
+	archiveOne(ctx, e.m, "alice", peer, "a5", msg("normal", "kept, with store hint", "store"))
+	archiveOne(ctx, e.m, "alice", peer, "a6", msg("", "kept, no type"))
 	var got []string
 	for _, m := range archived(t, e.re.Store, "alice") {
 		got = append(got, m.ID+" "+m.With)
 	}
 	eq(t, "archived", got, []string{"a5 bob@example.com", "a6 bob@example.com"})
 	// Store errors are logged, not raised (an owner the store refuses).
-	e.m.ArchiveMessage(ctx, "bad\x00owner", peer, "a7", msg("chat", "refused"))
+	archiveOne(ctx, e.m, "bad\x00owner", peer, "a7", msg("chat", "refused"))
 	one(t, "after a refused append", len(archived(t, e.re.Store, "alice")), 2)
+	// An owner whose preferences cannot be read does not keep the other
+	// side's copy out.
+	e.m.ArchiveMessage(ctx, msg("chat", "one side refused"), nil,
+		router.ArchiveCopy{Owner: "alice", Peer: peer, ID: "a8"},
+		router.ArchiveCopy{Owner: "bad\x00owner", Peer: peer, ID: "a9"})
+	one(t, "after a half-refused pair", len(archived(t, e.re.Store, "alice")), 3)
+}
+
+// TestCopiesShareSerialisation: both sides of a message are archived from
+// one call, each under its own id and peer, and the router's serialised
+// form is stored as given instead of being made again.
+func TestCopiesShareSerialisation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, mam.Config{}, "alice", "bob")
+	alice, bob := mustJID(t, "alice@example.com/desk"), mustJID(t, "bob@example.com/x")
+	el := routertest.Msg(alice.String(), "bob@example.com", "chat", "hi")
+	raw := routertest.Codec.Marshal(el)
+	e.m.ArchiveMessage(t.Context(), el, raw,
+		router.ArchiveCopy{Owner: "bob", Peer: alice, ID: "b1"},
+		router.ArchiveCopy{Owner: "alice", Peer: bob, ID: "a1"})
+	for _, c := range []struct{ owner, id, with string }{{"bob", "b1", "alice@example.com"}, {"alice", "a1", "bob@example.com"}} {
+		got := archived(t, e.re.Store, c.owner)
+		one(t, c.owner+"'s archive", len(got), 1)
+		if got[0].ID != c.id || got[0].With != c.with || string(got[0].Stanza) != string(raw) {
+			t.Fatalf("%s archived %s/%s %q, want %s/%s %q", c.owner, got[0].ID, got[0].With, got[0].Stanza, c.id, c.with, raw)
+		}
+	}
+}
+
+func archiveOne(ctx context.Context, m *mam.Module, owner string, peer jid.JID, id string, el *stanza.Element) {
+	m.ArchiveMessage(ctx, el, nil, router.ArchiveCopy{Owner: owner, Peer: peer, ID: id})
 }
 
 // TestArchivingOff: Retention 0 archives nothing and refuses queries.
@@ -445,15 +479,15 @@ func TestExpire(t *testing.T) {
 	for i := range 4 {
 		e.send("bob@example.com/x", "alice@example.com", fmt.Sprint(i))
 	}
-	// bob is local too, so each message took two ticks of the clock:
-	// alice's copies are at t0+0s, 2s, 4s, 6s and bob's at 1s, 3s, 5s, 7s.
+	// bob is local too; both copies of a message share one tick of the
+	// clock: alice's and bob's are at t0+0s, 1s, 2s, 3s.
 	items := archived(t, e.re.Store, "alice")
-	one(t, "third message archived at", items[2].Time, t0.Add(4*time.Second))
+	one(t, "third message archived at", items[2].Time, t0.Add(2*time.Second))
 	n, err := e.m.Expire(t.Context(), items[2].Time.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	one(t, "expired (alice's and bob's older than t0+4s)", n, 4)
+	one(t, "expired (alice's and bob's older than t0+2s)", n, 4)
 	eq(t, "alice after expiry", e.iq(alice, "", "set", q{}.el()).bodies(), []string{"2", "3"})
 }
 
@@ -585,7 +619,7 @@ func TestLargePage(t *testing.T) {
 	peer := mustJID(t, "bob@example.com/x")
 	big := strings.Repeat("x", 220<<10) // four fit in 1 MiB, and in one stored stanza's limit
 	for i := range 6 {
-		e.m.ArchiveMessage(t.Context(), "alice", peer, fmt.Sprintf("id%d", i), routertest.Msg(peer.String(), "alice@example.com", "chat", fmt.Sprint(i)+big))
+		archiveOne(t.Context(), e.m, "alice", peer, fmt.Sprintf("id%d", i), routertest.Msg(peer.String(), "alice@example.com", "chat", fmt.Sprint(i)+big))
 	}
 	short := func(r reply) []string {
 		var out []string

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -429,5 +430,97 @@ func TestSeqsSurviveStateLoss(t *testing.T) {
 	forget()
 	if seq := enqueue("bob"); seq <= b3 {
 		t.Errorf("bob: seq %d reissued after his queue drained", seq)
+	}
+}
+
+// TestSingleDeleteNoResurrection: queue items are deleted with
+// SingleDelete, which is undefined if a key was set twice. A queue key is
+// set twice only when DeleteAccount restarts a user's queue at seq 1; its
+// range delete must keep the old items buried through flushes and
+// compactions, and acked items must stay deleted whichever way the ack
+// found them (remembered as just written, or looked up).
+func TestSingleDeleteNoResurrection(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{Durability: DurabilityOS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	enqueue := func(user, body string) uint64 {
+		t.Helper()
+		seq, err := s.Enqueue(ctx, user, []byte(body), time.Time{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+	settle := func() {
+		t.Helper()
+		if err := s.db.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.db.Compact(ctx, []byte{0}, []byte{0xff}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pending := func(user string, want ...string) {
+		t.Helper()
+		items, err := s.Pending(ctx, user, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, it := range items {
+			got = append(got, string(it.Stanza))
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s pending %q, want %q", user, got, want)
+		}
+	}
+	if err := s.CreateAccount(ctx, store.Account{Username: "alice", Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	old1, _ := enqueue("alice", "old1"), enqueue("alice", "old2")
+	settle() // the old items in an sstable, below what follows
+	if err := s.DeleteAccount(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if seq := enqueue("alice", "new1"); seq != old1 {
+		t.Fatalf("queue restarted at seq %d after DeleteAccount, want %d (the key reuse under test)", seq, old1)
+	}
+	enqueue("alice", "new2")
+	b1 := enqueue("bob", "b1")
+	enqueue("bob", "b2")
+	if err := s.AckBatch(ctx, []store.QueueRef{{User: "alice", Seq: old1}, {User: "bob", Seq: b1}}); err != nil {
+		t.Fatal(err)
+	}
+	pending("alice", "new2")
+	settle()
+	pending("alice", "new2")
+	pending("bob", "b2")
+	// Forget the in-memory state: the next acks look their items up.
+	for i := range s.queues {
+		s.queues[i].mu.Lock()
+		clear(s.queues[i].users)
+		s.queues[i].mu.Unlock()
+	}
+	if err := s.AckBatch(ctx, []store.QueueRef{{User: "alice", Seq: old1 + 1}, {User: "bob", Seq: b1 + 1}}); err != nil {
+		t.Fatal(err)
+	}
+	settle()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, Options{Durability: DurabilityOS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pending("alice")
+	pending("bob")
+	for _, u := range []string{"alice", "bob"} {
+		if n, err := s.Depth(ctx, u); err != nil || n != 0 {
+			t.Fatalf("Depth(%s) = %d, %v after reopen", u, n, err)
+		}
 	}
 }

@@ -108,6 +108,33 @@ var archiveTests = []test{
 		check(t, "AppendArchive same id, other owner", a.AppendArchive(t.Context(), "bob", dup))
 		queryPage(t, a, "bob", store.ArchiveQuery{}, []string{dup.ID}, true, 1)
 	}},
+	{"AppendArchives", func(t *testing.T, s store.Store) {
+		// Several archives in one call, the way a routed message's two
+		// copies arrive, and the same order as one call each.
+		a := archiveOf(t, s)
+		ctx := t.Context()
+		m0, m1, m2 := archived(0, "bob@x"), archived(1, "alice@x"), archived(2, "bob@x")
+		check(t, "AppendArchives", a.AppendArchives(ctx,
+			store.ArchiveEntry{Owner: "alice", Message: m0},
+			store.ArchiveEntry{Owner: "bob", Message: m1},
+			store.ArchiveEntry{Owner: "alice", Message: m2}))
+		queryPage(t, a, "alice", store.ArchiveQuery{}, []string{"id0", "id2"}, true, 2)
+		queryPage(t, a, "bob", store.ArchiveQuery{}, []string{"id1"}, true, 1)
+		queryPage(t, a, "alice", store.ArchiveQuery{With: "bob@x", AfterID: "id0"}, []string{"id2"}, true, -1)
+		check(t, "AppendArchives of nothing", a.AppendArchives(ctx))
+		// All or none: one refused entry keeps the others out.
+		if err := a.AppendArchives(ctx,
+			store.ArchiveEntry{Owner: "carol", Message: archived(3, "")},
+			store.ArchiveEntry{Owner: "bad\x00owner", Message: archived(4, "")}); err == nil {
+			t.Fatalf("AppendArchives with an invalid owner succeeded")
+		}
+		if err := a.AppendArchives(ctx,
+			store.ArchiveEntry{Owner: "carol", Message: archived(5, "")},
+			store.ArchiveEntry{Owner: "carol", Message: store.ArchivedMessage{Time: t0, Stanza: []byte("x")}}); err == nil {
+			t.Fatalf("AppendArchives with an empty id succeeded")
+		}
+		queryPage(t, a, "carol", store.ArchiveQuery{}, nil, true, 0)
+	}},
 	{"OrderByTimeThenInsertion", func(t *testing.T, s store.Store) {
 		// Order is by Time, not by insertion or id; equal times keep
 		// insertion order.

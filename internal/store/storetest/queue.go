@@ -123,6 +123,58 @@ var queueTests = []test{
 		check(t, "Pending", err)
 		checkSeqs(t, items)
 	}},
+	{"AckBatch", func(t *testing.T, s store.Store) {
+		ctx := t.Context()
+		a := enqueueN(t, s, "alice", 3)
+		b := enqueueN(t, s, "bob", 3)
+		refs := []store.QueueRef{
+			{User: "bob", Seq: b[2]}, {User: "alice", Seq: a[0]}, {User: "bob", Seq: b[1]},
+			{User: "alice", Seq: a[0]},        // twice in one batch
+			{User: "carol", Seq: 1},           // a user with no queue
+			{User: "alice", Seq: a[2] + 1000}, // never issued
+		}
+		check(t, "AckBatch", s.AckBatch(ctx, refs))
+		depth(t, s, "alice", 2)
+		depth(t, s, "bob", 1)
+		items, err := s.Pending(ctx, "bob", 0, 0)
+		check(t, "Pending", err)
+		checkSeqs(t, items, b[0])
+		// The same batch again deletes nothing more and counts nothing twice.
+		check(t, "AckBatch again", s.AckBatch(ctx, []store.QueueRef{{User: "bob", Seq: b[2]}, {User: "alice", Seq: a[0]}}))
+		depth(t, s, "alice", 2)
+		depth(t, s, "bob", 1)
+		check(t, "AckBatch empty", s.AckBatch(ctx, nil))
+		if err := s.AckBatch(ctx, []store.QueueRef{{User: "alice", Seq: a[1]}, {User: "bad\x00user", Seq: 1}}); err == nil {
+			t.Fatalf("AckBatch with an invalid username succeeded")
+		}
+		depth(t, s, "alice", 2) // the valid half of a refused batch stays too
+		check(t, "AckBatch rest", s.AckBatch(ctx, []store.QueueRef{{User: "alice", Seq: a[1]}, {User: "alice", Seq: a[2]}, {User: "bob", Seq: b[0]}}))
+		depth(t, s, "alice", 0)
+		depth(t, s, "bob", 0)
+		// A queue that drained through acknowledgements refills from
+		// higher seqs.
+		if seq := enqueueN(t, s, "alice", 1)[0]; seq <= a[2] {
+			t.Fatalf("seq %d issued after acks up to %d", seq, a[2])
+		}
+	}},
+	{"AckManyInFlight", func(t *testing.T, s store.Store) {
+		// More items than a backend may remember as recently written: the
+		// oldest are acknowledged after the newest, the way an offline
+		// backlog is, and every count stays exact.
+		ctx := t.Context()
+		seqs := enqueueN(t, s, "alice", 100)
+		for i := len(seqs) - 1; i >= 0; i -= 2 {
+			check(t, "Ack", s.Ack(ctx, "alice", seqs[i]))
+		}
+		depth(t, s, "alice", 50)
+		for i := range seqs {
+			check(t, "Ack", s.Ack(ctx, "alice", seqs[i]))
+		}
+		depth(t, s, "alice", 0)
+		items, err := s.Pending(ctx, "alice", 0, 0)
+		check(t, "Pending", err)
+		checkSeqs(t, items)
+	}},
 	{"SeqsNeverReused", func(t *testing.T, s store.Store) {
 		// Seqs keep increasing after the queue drains (or its tail is
 		// acked): a reader's "after" cursor must never skip a new item.
