@@ -821,3 +821,39 @@ func TestEncoderPanicContained(t *testing.T) {
 	bob.s.Shutdown()
 	bob.waitClosed()
 }
+
+// TestLastPresenceKeptSerialised: the session keeps its available presence
+// serialised and hands out a fresh, complete element on every call (a
+// caller may change its copy), from the full JID and addressed to nobody;
+// unavailable presence clears it.
+func TestLastPresenceKeptSerialised(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	e.addUser("alice", "secret")
+	alice := e.online("alice", "secret", "desk", false)
+	if p := alice.s.LastPresence(); p != nil {
+		t.Fatalf("LastPresence before any presence: %v", p)
+	}
+	alice.feed(`<presence><show>away</show><status>lunch &amp; more</status><priority>5</priority>` +
+		`<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v='/></presence>`)
+	for range 2 {
+		p := alice.s.LastPresence()
+		if p == nil {
+			t.Fatal("no last presence after initial presence")
+		}
+		if p.Attr("from") != "alice@example.com/desk" || p.Attr("to") != "" || p.Type() != "" {
+			t.Fatalf("last presence from=%q to=%q type=%q", p.Attr("from"), p.Attr("to"), p.Type())
+		}
+		if got := p.ChildText("status", stanza.NSClient); got != "lunch & more" {
+			t.Fatalf("status %q", got)
+		}
+		if c := p.Child("c", "http://jabber.org/protocol/caps"); c == nil || c.Attr("ver") != "v=" {
+			t.Fatalf("caps child lost: %v", c)
+		}
+		p.SetAttr("to", "mallory@example.com") // must not reach the next call
+	}
+	alice.feed(`<presence type='unavailable'/>`)
+	if p := alice.s.LastPresence(); p != nil {
+		t.Fatalf("LastPresence after unavailable: %v", p)
+	}
+}

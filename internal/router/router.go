@@ -203,6 +203,10 @@ func New(cfg Config) (*Router, error) {
 // Domain returns the served domain.
 func (r *Router) Domain() jid.JID { return r.domain }
 
+// Codec returns the storage codec stanzas are queued in; sessions use it
+// for what they keep serialised (their last presence).
+func (r *Router) Codec() StanzaCodec { return r.cfg.Codec }
+
 // Close flushes pending queue acknowledgements.
 func (r *Router) Close() { r.acks.close() }
 
