@@ -190,7 +190,8 @@ func Listen(cfg Config) (*Listener, error) {
 			p = nil
 		}
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	lc := listenConfig()
+	ln, err := lc.Listen(context.Background(), "tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
@@ -206,6 +207,16 @@ func (l *Listener) Close() error {
 	<-l.done
 	return err
 }
+
+// TCP keepalive: a peer that vanished without a FIN (a phone that lost
+// coverage, a NAT that dropped the mapping) is found within idle +
+// interval × count of silence, about five minutes, so its session ends and
+// its messages go to the queue instead of into a dead socket.
+const (
+	keepAliveIdle     = 3 * time.Minute
+	keepAliveInterval = 30 * time.Second
+	keepAliveCount    = 4
+)
 
 // Serve accepts until Close. Temporary accept errors (out of file
 // descriptors) back off instead of spinning.
@@ -258,7 +269,11 @@ func (l *Listener) handle(tcp *net.TCPConn) {
 			t.release(c.ip, sess)
 		}
 	}()
-	_ = tcp.SetKeepAlivePeriod(3 * time.Minute)
+	if perConnKeepAlive {
+		_ = tcp.SetKeepAliveConfig(net.KeepAliveConfig{
+			Enable: true, Idle: keepAliveIdle, Interval: keepAliveInterval, Count: keepAliveCount,
+		})
+	}
 	alpn := ""
 	if l.cfg.TLS != nil {
 		_ = tcp.SetDeadline(time.Now().Add(handshakeTimeout))
