@@ -1,6 +1,7 @@
 package xmlstream
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/parley-im/parley/stanza"
@@ -54,5 +55,93 @@ func BenchmarkEncodeMessage(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = AppendElement(buf[:0], e, stanza.NSClient)
+	}
+}
+
+// benchFeedEach feeds one whole stanza per Feed and drains it, so the
+// decoder goes idle between stanzas, as on a typical session where each read
+// holds one small stanza: it measures the cost of going idle and waking up.
+func benchFeedEach(b *testing.B, in string) {
+	d := newStream()
+	d.Feed([]byte(hdr))
+	if _, ok, err := d.Next(); !ok || err != nil {
+		b.Fatal(ok, err)
+	}
+	msg := []byte(in)
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		d.Feed(msg)
+		n := 0
+		for {
+			_, ok, err := d.Next()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			n++
+		}
+		if n != 1 {
+			b.Fatal("got", n, "tokens")
+		}
+	}
+}
+
+// An XEP-0199 ping, about as small as a real stanza gets.
+func BenchmarkDecodeSmallStanza(b *testing.B) {
+	benchFeedEach(b, "<iq type='get' id='c2s1'><ping xmlns='urn:xmpp:ping'/></iq>")
+}
+
+// An XEP-0198 ack request: a self-closing top-level element.
+func BenchmarkDecodeAckRequest(b *testing.B) {
+	benchFeedEach(b, "<r xmlns='urn:xmpp:sm:3'/>")
+}
+
+// Many stanzas in one read (a busy or catching-up client): the decoder
+// stays busy across them.
+func BenchmarkDecodeBatch16(b *testing.B) {
+	d := newStream()
+	d.Feed([]byte(hdr))
+	if _, ok, err := d.Next(); !ok || err != nil {
+		b.Fatal(ok, err)
+	}
+	msg := []byte(strings.Repeat(benchMessage, 16))
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		d.Feed(msg)
+		n := 0
+		for {
+			_, ok, err := d.Next()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			n++
+		}
+		if n != 16 {
+			b.Fatal("got", n, "tokens")
+		}
+	}
+}
+
+// Whitespace keepalives: no token, but the decoder wakes and goes idle.
+func BenchmarkDecodeKeepalive(b *testing.B) {
+	d := newStream()
+	d.Feed([]byte(hdr))
+	if _, ok, err := d.Next(); !ok || err != nil {
+		b.Fatal(ok, err)
+	}
+	sp := []byte(" ")
+	b.ReportAllocs()
+	for b.Loop() {
+		d.Feed(sp)
+		if _, ok, err := d.Next(); ok || err != nil {
+			b.Fatal(ok, err)
+		}
 	}
 }

@@ -98,19 +98,38 @@ type rawAttr struct {
 // values to be sent to the peer before closing; they are sticky: every later
 // Feed or Next returns the same error.
 //
-// Memory: once every fed byte is consumed the decoder holds no input or text
-// buffer (they go back to a shared pool), only a few small bookkeeping
-// slices. To save allocations, the nodes, attribute and child slices and
-// short strings of one returned stanza are carved from a few arrays shared
-// by that stanza alone: keeping any part of a stanza keeps those arrays
-// alive. Slices are capped, so appending to them never overwrites a
-// neighbour.
+// Memory: a decoder is busy while it holds unconsumed input or part of an
+// element, and idle once every fed byte is consumed and no element is open,
+// which is where a session spends most of its life. Only a busy decoder
+// owns parsing state (input and text buffers, the open elements, scratch):
+// Feed takes it from a shared pool and Next hands it back as soon as the
+// decoder is idle again. An idle decoder is thus a 48-byte struct, and the
+// limits and stream-level namespace bindings it points to are shared with
+// other decoders for the usual configurations and stream headers. To save
+// allocations, the nodes, attribute and child slices and short strings of
+// one returned stanza are carved from a few arrays shared by that stanza
+// alone: keeping any part of a stanza keeps those arrays alive. Slices are
+// capped, so appending to them never overwrites a neighbour.
 type Decoder struct {
-	lim    Limits
-	framed bool
-	state  state
-	err    error
+	// *work is nil while the decoder is idle. It is embedded so that the
+	// parser reads its fields as d.pos, d.stack and so on; the entry points
+	// (Feed, Next, Reset) attach it before anything may touch them.
+	*work
 
+	lim   *Limits      // read-only, possibly shared: see sharedLimits
+	scope *streamScope // read-only, possibly shared: see newScope
+	err   error
+
+	framed       bool
+	state        state
+	declOK       bool // an XML declaration may start at the next byte
+	pendingClose bool // the stream header was an empty-element tag
+}
+
+// work is the state of a busy decoder. A pooled work is in its zero state
+// except for the capacity of its scratch slices, which are cleared so that
+// it pins no stanza and no input.
+type work struct {
 	// Unconsumed input is buf[pos:]. buf comes from bufPool and goes back
 	// as soon as everything is consumed.
 	buf  []byte
@@ -123,16 +142,12 @@ type Decoder struct {
 	quote byte
 	cdata bool // inside <![CDATA[ ... ]]>
 
-	declOK       bool   // an XML declaration may start at pos
-	streamPrefix string // the stream header's prefix as written
-	pendingClose bool   // the stream header was an empty-element tag
-	frameElems   int    // framed: top-level elements begun in this frame
-
-	inElem    bool // consuming a top-level element (or the stream header)
-	elemBytes int  // its bytes consumed so far
+	inElem     bool // consuming a top-level element (or the stream header)
+	elemBytes  int  // its bytes consumed so far
+	frameElems int  // framed: top-level elements begun in this frame
 
 	stack []frame
-	ns    []binding
+	ns    []binding         // declared inside the current stanza; see scope
 	kids  []*stanza.Element // children of all open elements, innermost last
 	raw   []rawAttr         // attributes of the tag being parsed
 
@@ -159,10 +174,47 @@ type Decoder struct {
 	}
 }
 
+var workPool = sync.Pool{New: func() any { return new(work) }}
+
+// Scratch capacity a pooled work keeps. Real stanzas stay far below; a
+// hostile one that grew more does not get to pin it in the pool.
+const (
+	maxPooledStack = DefaultMaxDepth
+	maxPooledNS    = 16
+	maxPooledKids  = 256
+	maxPooledRaw   = 16
+)
+
+// reset puts w back in its pooled state.
+func (w *work) reset() {
+	w.releaseInput()
+	w.releaseText()
+	// Beyond their lengths the slices are already zero: every truncation
+	// clears what it drops.
+	clear(w.stack)
+	clear(w.ns)
+	clear(w.kids)
+	clear(w.raw)
+	*w = work{
+		stack: keep(w.stack, maxPooledStack),
+		ns:    keep(w.ns, maxPooledNS),
+		kids:  keep(w.kids, maxPooledKids),
+		raw:   keep(w.raw, maxPooledRaw),
+	}
+}
+
+// keep returns s emptied, or nil if its capacity is beyond limit.
+func keep[S ~[]E, E any](s S, limit int) S {
+	if cap(s) > limit {
+		return nil
+	}
+	return s[:0]
+}
+
 // NewDecoder returns a decoder for a plain XMPP stream (TCP, TLS): it
 // expects an optional XML declaration, then the <stream:stream> header.
 func NewDecoder(lim Limits) *Decoder {
-	d := &Decoder{lim: lim.withDefaults()}
+	d := &Decoder{lim: sharedLimits(lim)}
 	d.Reset()
 	return d
 }
@@ -175,7 +227,7 @@ func NewDecoder(lim Limits) *Decoder {
 // declare no namespace are read as jabber:client, the only content
 // namespace RFC 7395 allows, as other servers do.
 func NewFramedDecoder(lim Limits) *Decoder {
-	d := &Decoder{lim: lim.withDefaults(), framed: true}
+	d := &Decoder{lim: sharedLimits(lim), framed: true}
 	d.Reset()
 	return d
 }
@@ -187,30 +239,27 @@ func NewFramedDecoder(lim Limits) *Decoder {
 // plaintext before TLS must never be read as if they had been protected.
 // It also clears a sticky error.
 func (d *Decoder) Reset() {
-	d.release()
+	d.detach()
 	d.err = nil
-	d.scan, d.quote, d.cdata = 0, 0, false
-	d.streamPrefix = ""
+	d.scope = noScope
 	d.pendingClose = false
-	d.frameElems = 0
 	d.declOK = true
-	clear(d.ns)
-	d.ns = d.ns[:0]
 	d.state = stProlog
 	if d.framed {
 		d.state = stStream
 	}
 }
 
-// release drops the input, any partial element and the scratch buffers.
-func (d *Decoder) release() {
-	d.releaseInput()
-	d.endStanza()
-	clear(d.stack)
-	d.stack = d.stack[:0]
-	clear(d.kids)
-	d.kids = d.kids[:0]
-	d.textStr = ""
+// detach drops the input, any partial element and the scratch buffers,
+// and hands the parsing state back to the pool.
+func (d *Decoder) detach() {
+	w := d.work
+	if w == nil {
+		return
+	}
+	d.work = nil
+	w.reset()
+	workPool.Put(w)
 }
 
 // Feed appends p to the input. p is copied, so the caller may reuse it at
@@ -224,6 +273,17 @@ func (d *Decoder) Feed(p []byte) error {
 	}
 	if len(p) == 0 {
 		return nil
+	}
+	if d.work == nil {
+		if skipSpace(p, 0) == len(p) {
+			// A whitespace keepalive on an idle stream. Parsing it would
+			// only rule out an XML declaration after it, in every state
+			// (framed, the next frame allows one again), so an idle
+			// session need not wake up for it.
+			d.declOK = false
+			return nil
+		}
+		d.work = workPool.Get().(*work)
 	}
 	pending := len(d.buf) - d.pos
 	if d.framed && pending == 0 {
@@ -254,17 +314,28 @@ func (d *Decoder) Next() (tok Token, ok bool, err error) {
 	if d.err != nil {
 		return Token{}, false, d.err
 	}
+	if d.pendingClose {
+		// The end of an empty-element stream header needs no input of its
+		// own, so it may come while the decoder is idle.
+		d.pendingClose = false
+		d.state = stClosed
+		return Token{Kind: KindStreamClose}, true, nil
+	}
+	if d.work == nil {
+		return Token{}, false, nil
+	}
 	tok, ok, err = d.next()
 	if err != nil {
 		return Token{}, false, d.fail(err)
 	}
 	if d.pos == len(d.buf) {
-		d.releaseInput()
 		if len(d.stack) == 0 && !d.inElem {
-			// Idle between stanzas: the per-tag scratch goes too, so a
-			// session that stays silent for hours keeps none of it
-			// (docs/density.md: about 700 B per idle session).
-			d.raw, d.stack, d.kids = nil, nil, nil
+			// Idle: the token, if any, owns all its memory, so the
+			// parsing state can serve another session at once, even
+			// before the caller comes back for ok == false.
+			d.detach()
+		} else {
+			d.releaseInput()
 		}
 	}
 	return tok, ok, nil
@@ -273,17 +344,12 @@ func (d *Decoder) Next() (tok Token, ok bool, err error) {
 // fail makes err sticky and frees everything the decoder holds.
 func (d *Decoder) fail(err error) error {
 	d.err = err
-	d.release()
+	d.detach()
 	return err
 }
 
 func (d *Decoder) next() (Token, bool, error) {
 	for {
-		if d.pendingClose {
-			d.pendingClose = false
-			d.state = stClosed
-			return Token{Kind: KindStreamClose}, true, nil
-		}
 		if d.pos == len(d.buf) {
 			return Token{}, false, d.starved()
 		}
@@ -924,7 +990,7 @@ func (d *Decoder) pushDecls() error {
 		default:
 			continue
 		}
-		if len(d.ns) == maxBindings {
+		if len(d.ns)+len(d.scope.ns) == maxBindings {
 			return errPolicy("too many namespace declarations")
 		}
 		d.ns = append(d.ns, binding{prefix: prefix, uri: a.value})
@@ -951,6 +1017,13 @@ func (d *Decoder) lookup(prefix []byte) (string, bool) {
 	for i := len(d.ns) - 1; i >= 0; i-- {
 		if d.ns[i].prefix == string(prefix) {
 			return d.ns[i].uri, true
+		}
+	}
+	for _, b := range d.scope.ns {
+		// The stream header binds each prefix at most once, so the order
+		// of the search does not matter here.
+		if b.prefix == string(prefix) {
+			return b.uri, true
 		}
 	}
 	if len(prefix) == 0 {
@@ -1085,7 +1158,11 @@ func (d *Decoder) streamHeader() (Token, error) {
 			h.Lang = a.value
 		}
 	}
-	d.streamPrefix = intern(d.tag.prefix)
+	// The header's bindings stay in force for the whole stream, apart from
+	// the stanzas' own, which come and go in d.ns.
+	d.scope = newScope(intern(d.tag.prefix), d.ns)
+	clear(d.ns)
+	d.ns = d.ns[:0]
 	// Like a stanza, the header leaves nothing behind: the scratch its
 	// attribute values were decoded in goes back to the pool, and its
 	// strings keep their arena chunk to themselves.
@@ -1116,7 +1193,7 @@ func (d *Decoder) endTag() (step, Token, error) {
 		return 0, Token{}, errNotWellFormed("malformed end tag")
 	}
 	if len(d.stack) == 0 {
-		if string(local) != "stream" || string(prefix) != d.streamPrefix {
+		if string(local) != "stream" || string(prefix) != d.scope.prefix {
 			return 0, Token{}, errNotWellFormed("mismatched end tag")
 		}
 		d.pos += n
@@ -1293,23 +1370,26 @@ func putBuf(p *[]byte, b []byte) {
 	bufPool.Put(p)
 }
 
-func (d *Decoder) releaseInput() {
-	if d.bufp != nil {
-		putBuf(d.bufp, d.buf)
+func (w *work) releaseInput() {
+	if w.bufp != nil {
+		putBuf(w.bufp, w.buf)
 	}
-	d.buf, d.bufp, d.pos = nil, nil, 0
-	d.scan, d.quote = 0, 0
+	w.buf, w.bufp, w.pos = nil, nil, 0
+	w.scan, w.quote = 0, 0
 }
 
-func (d *Decoder) releaseText() {
-	if d.textp != nil {
-		putBuf(d.textp, d.text)
+func (w *work) releaseText() {
+	if w.textp != nil {
+		putBuf(w.textp, w.text)
 	}
-	d.text, d.textp = nil, nil
+	w.text, w.textp = nil, nil
 }
 
 // retained reports the bytes of buffer capacity the decoder holds; tests use
 // it to check that an idle decoder holds none.
 func (d *Decoder) retained() int {
+	if d.work == nil {
+		return 0
+	}
 	return cap(d.buf) + cap(d.text) + cap(d.arena)
 }

@@ -541,8 +541,8 @@ func TestFeedWithoutDraining(t *testing.T) {
 // Zero limits mean defaults.
 func TestZeroLimits(t *testing.T) {
 	d := NewDecoder(Limits{})
-	if d.lim != DefaultLimits() {
-		t.Fatalf("got %+v", d.lim)
+	if *d.lim != DefaultLimits() {
+		t.Fatalf("got %+v", *d.lim)
 	}
 }
 

@@ -65,9 +65,7 @@ func FuzzDecoder(f *testing.F) {
 		if !equalStrings(got, want) {
 			t.Fatalf("chunked %q:\n got  %q\n want %q", chunks, got, want)
 		}
-		if d.err == nil && len(d.buf) == 0 && len(d.stack) == 0 && d.retained() != 0 {
-			t.Fatalf("idle decoder retains %d bytes", d.retained())
-		}
+		checkIdle(t, d)
 	})
 }
 
@@ -75,14 +73,17 @@ func fuzzFramed(t *testing.T, lim Limits, frames [][]byte) {
 	d := NewFramedDecoder(lim)
 	for _, f := range frames {
 		if err := d.Feed(f); err != nil {
+			checkIdle(t, d)
 			return
 		}
 		for {
 			tok, ok, err := d.Next()
 			if err != nil {
+				checkIdle(t, d)
 				return
 			}
 			if !ok {
+				checkIdle(t, d)
 				break
 			}
 			if tok.Kind != KindElement {

@@ -34,6 +34,9 @@ var storageHeader = []byte(`<stream:stream xmlns='jabber:client' xmlns:stream='h
 // Unmarshal reads the first element of b.
 func (s Storage) Unmarshal(b []byte) (*stanza.Element, error) {
 	d := NewDecoder(s.Limits)
+	// Trailing input would keep the decoder busy; its parsing state is
+	// better back in the pool than left to the garbage collector.
+	defer d.detach()
 	if err := d.Feed(storageHeader); err != nil {
 		return nil, err
 	}
