@@ -61,7 +61,11 @@ func BenchmarkEncodeMessage(b *testing.B) {
 // benchFeedEach feeds one whole stanza per Feed and drains it, so the
 // decoder goes idle between stanzas, as on a typical session where each read
 // holds one small stanza: it measures the cost of going idle and waking up.
-func benchFeedEach(b *testing.B, in string) {
+func benchFeedEach(b *testing.B, in string) { benchFeed(b, in, 1) }
+
+// benchFeed feeds in, which holds want top-level elements, per Feed and
+// drains it.
+func benchFeed(b *testing.B, in string, want int) {
 	d := newStream()
 	d.Feed([]byte(hdr))
 	if _, ok, err := d.Next(); !ok || err != nil {
@@ -83,7 +87,7 @@ func benchFeedEach(b *testing.B, in string) {
 			}
 			n++
 		}
-		if n != 1 {
+		if n != want {
 			b.Fatal("got", n, "tokens")
 		}
 	}
@@ -102,31 +106,7 @@ func BenchmarkDecodeAckRequest(b *testing.B) {
 // Many stanzas in one read (a busy or catching-up client): the decoder
 // stays busy across them.
 func BenchmarkDecodeBatch16(b *testing.B) {
-	d := newStream()
-	d.Feed([]byte(hdr))
-	if _, ok, err := d.Next(); !ok || err != nil {
-		b.Fatal(ok, err)
-	}
-	msg := []byte(strings.Repeat(benchMessage, 16))
-	b.SetBytes(int64(len(msg)))
-	b.ReportAllocs()
-	for b.Loop() {
-		d.Feed(msg)
-		n := 0
-		for {
-			_, ok, err := d.Next()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if !ok {
-				break
-			}
-			n++
-		}
-		if n != 16 {
-			b.Fatal("got", n, "tokens")
-		}
-	}
+	benchFeed(b, strings.Repeat(benchMessage, 16), 16)
 }
 
 // Whitespace keepalives: no token, but the decoder wakes and goes idle.

@@ -403,13 +403,7 @@ func TestSeqsSurviveStateLoss(t *testing.T) {
 		}
 		return seq
 	}
-	forget := func() {
-		for i := range s.queues {
-			s.queues[i].mu.Lock()
-			clear(s.queues[i].users)
-			s.queues[i].mu.Unlock()
-		}
-	}
+	forget := func() { forgetQueueStates(s) }
 	a1, a2 := enqueue("alice"), enqueue("alice")
 	b1, b2, b3 := enqueue("bob"), enqueue("bob"), enqueue("bob")
 	if err := s.Ack(ctx, "alice", a1, a2); err != nil {
@@ -498,12 +492,7 @@ func TestSingleDeleteNoResurrection(t *testing.T) {
 	settle()
 	pending("alice", "new2")
 	pending("bob", "b2")
-	// Forget the in-memory state: the next acks look their items up.
-	for i := range s.queues {
-		s.queues[i].mu.Lock()
-		clear(s.queues[i].users)
-		s.queues[i].mu.Unlock()
-	}
+	forgetQueueStates(s) // the next acks look their items up
 	if err := s.AckBatch(ctx, []store.QueueRef{{User: "alice", Seq: old1 + 1}, {User: "bob", Seq: b1 + 1}}); err != nil {
 		t.Fatal(err)
 	}
@@ -522,5 +511,14 @@ func TestSingleDeleteNoResurrection(t *testing.T) {
 		if n, err := s.Depth(ctx, u); err != nil || n != 0 {
 			t.Fatalf("Depth(%s) = %d, %v after reopen", u, n, err)
 		}
+	}
+}
+
+// forgetQueueStates drops every cached queue state, as eviction would.
+func forgetQueueStates(s *Store) {
+	for i := range s.queues {
+		s.queues[i].mu.Lock()
+		clear(s.queues[i].users)
+		s.queues[i].mu.Unlock()
 	}
 }
