@@ -105,7 +105,7 @@ func TestConnectRegisterMemory(t *testing.T) {
 	if rep.Register == nil || rep.Register.Created != 20 {
 		t.Errorf("register: %+v, want 20 created", rep.Register)
 	}
-	if rep.Login.OK != 19 || rep.Login.Failed != 0 || rep.Login.Online != 20 {
+	if rep.Login.OK != 19 || rep.Login.WarmUp != 1 || rep.Login.Failed != 0 || rep.Login.Online != 20 {
 		t.Errorf("login: %+v, want 19 ok after the warm-up, 20 online", rep.Login)
 	}
 	if rep.Memory == nil || rep.Memory.Sessions != 19 || rep.Memory.RSSAfterKiB == 0 {

@@ -52,7 +52,11 @@ type RegisterStats struct {
 
 // LoginStats are a login phase over all workers.
 type LoginStats struct {
+	// OK counts the logins of this phase. With --pid, connect logs one
+	// session in first (WarmUp) and the phase skips it: OK is then N-1
+	// and Online N.
 	OK        int         `json:"ok"`
+	WarmUp    int         `json:"warm_up,omitempty"`
 	Failed    int         `json:"failed"`
 	Online    int         `json:"online"`
 	Seconds   float64     `json:"seconds"`
@@ -228,7 +232,11 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		row("registration", "%d created, %d existed, %d failed in %.1f s (%.0f/s)", r.Created, r.Existed, r.Failed, r.Seconds, r.PerSecond)
 	}
 	if l := rep.Login; l != nil {
-		row("logins", "%d ok, %d failed in %.1f s: %.0f logins/s", l.OK, l.Failed, l.Seconds, l.PerSecond)
+		warm := ""
+		if l.WarmUp > 0 {
+			warm = fmt.Sprintf(" (+%d warm-up logged in before, not timed)", l.WarmUp)
+		}
+		row("logins", "%d ok%s, %d failed in %.1f s: %.0f logins/s", l.OK, warm, l.Failed, l.Seconds, l.PerSecond)
 		row("login latency", "%s", fmtLat(l.Latency))
 		for _, e := range l.Errors {
 			row("  error", "%s", e)

@@ -357,6 +357,7 @@ func (r *runner) connect(ctx context.Context, rep *Report) error {
 	}
 	rep.Login = ls
 	if o.PID > 0 {
+		ls.WarmUp = 1
 		if err := r.settle(ctx); err != nil {
 			return err
 		}
