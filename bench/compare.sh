@@ -17,7 +17,9 @@
 #   DOMAIN [bench.local] WORK [/tmp/parley-compare]
 #   PARLEY_DURABILITY [fsync]  Parley's --durability for the runs
 #   PARLEY_ARGS          more flags for parley serve (e.g. --archive-retention 0)
-#   SETTLE [10s]         wait before each memory reading
+#   SETTLE [30s]         wait before each memory reading (see docs/benchmarks.md:
+#                        Parley hands its post-login heap room back after a
+#                        quiet 10 s interval; 10 s measured the burst)
 #   PARLEY_BIN           measure this parley binary instead of building one
 #   TABLE_ONLY=1         only print the table of the results in $WORK
 #
@@ -39,7 +41,7 @@ DOMAIN=${DOMAIN:-bench.local}
 WORK=${WORK:-/tmp/parley-compare}
 PARLEY_DURABILITY=${PARLEY_DURABILITY:-fsync}
 PARLEY_ARGS=${PARLEY_ARGS:-}
-SETTLE=${SETTLE:-10s}
+SETTLE=${SETTLE:-30s}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_DIR=$ROOT/bench

@@ -69,7 +69,7 @@ func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Sources, "sources", 0, "spread connections over `K` source addresses 127.0.0.2, … (default: one per 150 sessions, at least 100)")
 	fs.IntVar(&o.Concurrency, "concurrency", 64, "logins in progress at once, per worker")
 	fs.IntVar(&o.PID, "pid", 0, "server `PID`, for its memory per session and CPU time (from /proc)")
-	fs.DurationVar(&o.Settle, "settle", 5*time.Second, "connect: wait before each memory reading")
+	fs.DurationVar(&o.Settle, "settle", 30*time.Second, "connect: wait before each memory reading (long enough for the server to return its post-login heap room)")
 	fs.DurationVar(&o.Hold, "hold", 0, "connect: keep the idle sessions for `DURATION` after measuring")
 	fs.Float64Var(&o.Rate, "rate", 0, "chat: target messages per second, all users together (0: as fast as --window allows)")
 	fs.IntVar(&o.Window, "window", 1000, "chat: messages in flight at most (sent, not yet delivered)")
