@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,10 +26,11 @@ var readPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); retur
 // implements c2s.Transport.
 //
 // Reading is event-driven: while the connection is idle nothing runs for
-// it. When its socket becomes readable, the shared poller starts a
-// goroutine (Readable) that reads what is there, feeds the session and
-// re-arms the socket; at most one such goroutine runs per connection, so
-// the session's reader-owned state has one owner at a time. Writes come
+// it. When its socket becomes readable, the shared poller starts a turn
+// (Readable) that reads until the socket is dry, feeding the session, and
+// then ends; at most one turn runs per connection, so the session's
+// reader-owned state (and the fields below marked so) has one owner at a
+// time. Writes come
 // only from the session's single flusher, so no lock guards the connection
 // swap of StartTLS (it happens inside Feed, before any output can be
 // pending from another goroutine).
@@ -50,12 +52,17 @@ type Conn struct {
 	sess  Session // set once the session exists
 	poll  netpoll.Handle
 
-	mu       sync.Mutex
-	idle     *time.Timer // only while unauthenticated
+	mu sync.Mutex
+	// idle is the timer of the idle timeout, only while unauthenticated.
+	// The reader alone sets it (under mu, as idleExpired reads busy), so
+	// the reader reads it without the lock: an authenticated session's
+	// turns take no lock at all.
+	idle     *time.Timer
 	kind     connKind
-	busy     bool // a Readable is running
-	finished bool
+	busy     bool // a turn is on; kept only while idle is set
 	closed   bool
+	more     bool        // reader-owned: the last read may have left bytes
+	finished atomic.Bool // set under mu
 }
 
 // connKind is what Kind reports.
@@ -117,7 +124,9 @@ const handshakeTimeout = 15 * time.Second
 
 // handshake runs the server side of a TLS handshake and installs whichever
 // layer carries the connection afterwards. Its reads block (in Go's
-// poller): the connection is not armed in ours while its reader runs.
+// poller). Direct TLS runs it before the socket is registered in ours;
+// STARTTLS, inside Feed, during a turn, when the events of the
+// handshake's bytes only mark the turn pending.
 func (c *Conn) handshake(cfg *tls.Config) error {
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	defer cancel()
@@ -256,47 +265,54 @@ func (c *Conn) fd() int {
 }
 
 // Readable implements netpoll.Handler: the socket has bytes, EOF or an
-// error. It runs on its own goroutine; no other Readable runs for this
-// connection until it re-arms the socket.
-func (c *Conn) Readable() {
-	c.mu.Lock()
-	if c.finished {
-		c.mu.Unlock()
-		return
-	}
-	c.busy = true
-	c.mu.Unlock()
+// error, and a turn begins.
+func (c *Conn) Readable() { c.turn() }
+
+// turn reads and feeds until the socket is dry, then ends with the
+// poller, or reads on if an event came meanwhile. The registration is
+// edge-triggered: bytes left in the socket when the turn ends would never
+// be announced, so it ends only after a read that proves the socket dry.
+// It runs on a poller's worker, or on a timer after a throttle pause; no
+// other turn runs for the connection meanwhile.
+func (c *Conn) turn() {
 	defer c.recoverPanic()
-	if !c.readOnce() {
-		c.finish()
-		return
+	if c.finished.Load() {
+		return // not expected: the poller starts no turn after Remove
 	}
-	if d := c.sess.Throttle(); d > 0 {
-		// The stanza shaper: read again only after d, holding no
-		// goroutine meanwhile.
-		time.AfterFunc(d, c.rearm)
-		return
+	for {
+		c.setBusy()
+		more, ok := c.readOnce()
+		if !ok {
+			c.finish()
+			return
+		}
+		if d := c.sess.Throttle(); d > 0 {
+			// The stanza shaper: the turn goes on after d, holding no
+			// goroutine meanwhile. No event will start it: those of
+			// the pause only mark the turn pending, so it reads first.
+			time.AfterFunc(d, c.turn)
+			return
+		}
+		if more {
+			continue
+		}
+		// Before Done: once the turn has ended, another may own the
+		// connection.
+		c.idleRestart()
+		if !c.poll.Done() {
+			return
+		}
 	}
-	c.rearm()
 }
 
-// rearm asks the poller for the next readiness and restarts the idle
-// timer.
-func (c *Conn) rearm() {
-	defer c.recoverPanic()
-	c.idleRestart()
-	c.mu.Lock()
-	if c.finished {
-		// Never arm after finish: the descriptor number may already
-		// belong to another connection.
-		c.mu.Unlock()
+// setBusy tells the idle timer that a turn is on, if there is a timer.
+func (c *Conn) setBusy() {
+	if c.idle == nil {
 		return
 	}
-	err := c.poll.Arm()
+	c.mu.Lock()
+	c.busy = true
 	c.mu.Unlock()
-	if err != nil {
-		c.finish()
-	}
 }
 
 // recoverPanic contains a panic in this connection's reader: it is
@@ -313,11 +329,14 @@ func (c *Conn) recoverPanic() {
 func (c *Conn) idleRestart() {
 	d := c.l.cfg.IdleTimeout
 	authed := d <= 0 || c.sess.Authenticated()
+	if authed && c.idle == nil {
+		return // nothing to restart or drop, and busy is false
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.busy = false
 	switch {
-	case c.finished:
+	case c.finished.Load():
 	case authed:
 		if c.idle != nil {
 			c.idle.Stop()
@@ -334,7 +353,7 @@ func (c *Conn) idleRestart() {
 // authenticating. A reader that is running restarts the timer when done.
 func (c *Conn) idleExpired() {
 	c.mu.Lock()
-	skip := c.busy || c.finished
+	skip := c.busy || c.finished.Load()
 	c.mu.Unlock()
 	if !skip {
 		c.l.log.Debug("listener: idle before authentication", "ip", c.ip)
@@ -346,11 +365,11 @@ func (c *Conn) idleExpired() {
 // descriptor, release the tracker slot.
 func (c *Conn) finish() {
 	c.mu.Lock()
-	if c.finished {
+	if c.finished.Load() {
 		c.mu.Unlock()
 		return
 	}
-	c.finished = true
+	c.finished.Store(true)
 	if c.idle != nil {
 		c.idle.Stop()
 		c.idle = nil
@@ -384,7 +403,7 @@ func (c *Conn) readLoop() {
 			c.finish()
 			return
 		}
-		if !c.readOnce() {
+		if _, ok := c.readOnce(); !ok {
 			c.finish()
 			return
 		}
@@ -413,14 +432,19 @@ func (c *Conn) waitReadable() error {
 	})
 }
 
-// readOnce reads what the socket has and feeds it; false when the
-// connection is over. It never waits for bytes that are not there, except
-// on a crypto/tls connection, whose Read waits for the rest of a record.
-func (c *Conn) readOnce() bool {
+// readOnce reads once and feeds what it got. ok is false when the
+// connection is over; more is true when the socket may still hold bytes
+// (the read filled its buffer, or the transport changed), which no event
+// will announce. It never waits for bytes that are not there, except on a
+// crypto/tls connection, whose Read waits for the rest of a record.
+func (c *Conn) readOnce() (more, ok bool) {
 	s := c.sess
 	if c.rec != nil {
+		// Should ReadReady not read at all, asking again is the safe
+		// side.
+		c.more = true
 		err := c.rec.ReadReady(c.readNow, s.Feed)
-		return err == nil || errors.Is(err, tlsrec.ErrWouldBlock)
+		return c.more, err == nil || errors.Is(err, tlsrec.ErrWouldBlock)
 	}
 	bp := readPool.Get().(*[]byte)
 	defer readPool.Put(bp)
@@ -428,26 +452,38 @@ func (c *Conn) readOnce() bool {
 	if c.tls == nil {
 		n, err := c.readNow(buf)
 		if errors.Is(err, tlsrec.ErrWouldBlock) {
-			return true
+			return false, true
 		}
-		if n > 0 && s.Feed(buf[:n]) != nil {
-			return false
+		if n > 0 && s.Feed(buf[:n]) != nil || err != nil {
+			return false, false
 		}
-		return err == nil
+		if c.tls != nil {
+			// Feed ran STARTTLS: what crypto/tls took from the socket
+			// during the handshake, the socket will not announce.
+			return true, c.drainTLS(buf)
+		}
+		return c.more || c.rec != nil, true
+	}
+	// crypto/tls reads through Go's poller and does not tell whether its
+	// last read emptied the socket: the socket itself is asked, first,
+	// so that a turn with nothing to read does not wait for a record.
+	if !c.readable() {
+		return false, true
 	}
 	_ = c.tls.SetReadDeadline(time.Time{})
 	n, err := c.tls.Read(buf)
 	if n > 0 && s.Feed(buf[:n]) != nil {
-		return false
+		return false, false
 	}
 	if err != nil {
-		return false
+		return false, false
 	}
-	return c.drainTLS(buf)
+	return true, c.drainTLS(buf)
 }
 
 // readNow reads what the socket holds without waiting: tlsrec.ErrWouldBlock
-// if nothing, io.EOF at its end.
+// if nothing, io.EOF at its end. It sets c.more: whether the socket may
+// hold more (see netpoll.Handler for when a read proves it dry).
 func (c *Conn) readNow(b []byte) (int, error) {
 	var n int
 	var serr error
@@ -463,13 +499,34 @@ func (c *Conn) readNow(b []byte) (int, error) {
 	case err != nil:
 		return 0, err
 	case serr == syscall.EAGAIN:
+		c.more = false
 		return 0, tlsrec.ErrWouldBlock
 	case serr != nil:
 		return 0, serr
 	case n == 0:
 		return 0, io.EOF
 	}
+	// A short read stops at the end of the stream too, and returns the
+	// end only on the next read, which no event will prompt.
+	c.more = n == len(b) || c.poll.Closing()
 	return n, nil
+}
+
+// readable reports whether the socket has bytes, its end or an error,
+// without taking any or waiting.
+func (c *Conn) readable() bool {
+	ready := true
+	err := c.raw.Read(func(fd uintptr) bool {
+		var b [1]byte
+		for {
+			_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			if err != syscall.EINTR {
+				ready = err != syscall.EAGAIN
+				return true
+			}
+		}
+	})
+	return ready || err != nil
 }
 
 // drainTLS feeds whatever crypto/tls already holds: records may sit inside

@@ -3,9 +3,15 @@
 // goroutine parked in Go's network poller costs 2.7 KB or more of stack per
 // connection, and every GC cycle scans it.
 //
-// A socket is registered one-shot (EPOLLONESHOT): when it becomes readable
-// the poller runs its handler on a worker goroutine and forgets the socket
-// until the handler re-arms it, so at most one handler runs per socket.
+// A socket is registered edge-triggered (EPOLLET) once, and never touched
+// again until it is removed: an epoll_ctl per event (re-arming a one-shot
+// registration) was 3% of a chat server's CPU. Instead a state word per
+// registration keeps at most one handler running per socket: an event
+// that finds the handler idle starts it (a turn); one that finds it
+// running only marks the turn pending, and the handler, when it has read
+// the socket dry, ends its turn with Done, which reports that pending
+// mark so that the handler reads again instead of going idle.
+//
 // The sockets stay in Go's own poller too, which serves their writes and
 // any blocking read a handler makes (a TLS handshake).
 //
@@ -28,9 +34,18 @@ import (
 	"syscall"
 )
 
-// Handler is told that its socket is readable (or at EOF, or in error). It
-// runs on a goroutine of its own for the time of the call (one of the
-// poller's workers) and must call Arm or Remove when done.
+// Handler is told that its socket is readable (or at EOF, or in error):
+// a turn begins. Readable runs on a goroutine of its own for the time of
+// the call (one of the poller's workers). The turn lasts until the handler
+// calls Done and Done returns false, or until it calls Remove; it may
+// outlast Readable (a timer may carry it on), and no other Readable runs
+// for the socket until it is over.
+//
+// The registration is edge-triggered: bytes that are in the socket when a
+// turn ends are never announced. Before Done the handler reads until a
+// read returns EAGAIN or fewer bytes than it asked for (a stream socket
+// then had no more: epoll(7)); once Closing is true, until EAGAIN or the
+// end of the stream.
 type Handler interface {
 	Readable()
 }
@@ -44,6 +59,7 @@ type Poller struct {
 	mu      sync.Mutex
 	regs    []reg // by slot; the slot goes in the event's data
 	free    []int32
+	gen     int32 // of the last registration
 	closed  bool
 	stopped chan struct{}
 
@@ -62,22 +78,37 @@ type Poller struct {
 // the fixed cost of the pool (GC shrinks the stacks of idle ones).
 const maxIdleWorkers = 32
 
-// reg is one registered socket. gen changes whenever a slot is reused, so
-// an event already returned for a removed socket cannot reach the handler
-// that took its slot over.
+// reg is one registered socket. Its handle holds the registration's
+// generation, new with every Add, which an event carries along with the
+// slot: an event already returned for a removed socket cannot reach the
+// registration that took its slot over.
 type reg struct {
-	h   Handler
-	fd  int32
-	gen int32
+	h  Handler
+	hd *Handle
 }
 
-// Handle identifies a registration. The zero Handle is not registered.
+// Handle identifies a registration and holds its turn state. The zero
+// Handle is not registered. The poller keeps a pointer to it, so Add must
+// not be given a Handle whose previous registration may still have a turn
+// running.
 type Handle struct {
 	p    *Poller
 	fd   int32
 	slot int32
 	gen  int32
+	// state is the turn: running, pending, closing and removed bits. It
+	// fills what was padding: a registration costs no more than when it
+	// was re-armed one-shot.
+	state atomic.Uint32
 }
+
+// The bits of Handle.state.
+const (
+	running uint32 = 1 << iota // a turn is on
+	pending                    // an event came during the turn
+	closing                    // an event showed the peer's end or an error
+	removed                    // no turn starts any more
+)
 
 // New creates a poller and starts its goroutine.
 func New() (*Poller, error) {
@@ -117,15 +148,22 @@ func (p *Poller) Close() error {
 	return err
 }
 
-const armEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | EPOLLONESHOT
+// regEvents is the registration, made once. EPOLLRDHUP tells the end of
+// the peer's stream apart from bytes (see Closing).
+const regEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET
 
-// EPOLLONESHOT is missing from package syscall's constants on some
-// architectures; its value is fixed by the kernel ABI.
-const EPOLLONESHOT = 1 << 30
+// epollET is EPOLLET: package syscall declares it as a negative constant
+// on some architectures (amd64 among them), which does not fit the uint32
+// of an event; its value is fixed by the kernel ABI.
+const epollET = 1 << 31
 
-// Add registers fd, armed: h.Readable runs once fd is readable. The
-// registration is stored in *hd before the socket is armed, so a Readable
-// that runs at once already sees it.
+// closingEvents are the events after which a short read may be followed
+// by the end of the stream, which no further event announces.
+const closingEvents = syscall.EPOLLRDHUP | syscall.EPOLLHUP | syscall.EPOLLERR
+
+// Add registers fd: h.Readable runs once fd is readable, at once if it
+// already is. The registration is stored in *hd before the socket is
+// registered, so a Readable that runs at once already sees it.
 func (p *Poller) Add(fd int, h Handler, hd *Handle) error {
 	p.mu.Lock()
 	if p.closed {
@@ -140,12 +178,12 @@ func (p *Poller) Add(fd int, h Handler, hd *Handle) error {
 		slot = int32(len(p.regs))
 		p.regs = append(p.regs, reg{})
 	}
-	r := &p.regs[slot]
-	r.gen++
-	r.h, r.fd = h, int32(fd)
-	*hd = Handle{p: p, fd: int32(fd), slot: slot, gen: r.gen}
+	p.gen++
+	gen := p.gen
+	*hd = Handle{p: p, fd: int32(fd), slot: slot, gen: gen}
+	p.regs[slot] = reg{h: h, hd: hd}
 	p.mu.Unlock()
-	ev := syscall.EpollEvent{Events: armEvents, Fd: slot, Pad: hd.gen}
+	ev := syscall.EpollEvent{Events: regEvents, Fd: slot, Pad: gen}
 	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		p.release(hd)
 		*hd = Handle{}
@@ -154,25 +192,61 @@ func (p *Poller) Add(fd int, h Handler, hd *Handle) error {
 	return nil
 }
 
-// Arm asks for the next readiness of the handle's socket (after the
-// handler has run). If bytes are already waiting, the handler runs at once.
-func (h *Handle) Arm() error {
-	if h.p == nil {
-		return errors.New("netpoll: not registered")
+// Done ends the handler's turn, which must have read the socket dry (see
+// Handler). If an event came during the turn, the turn goes on instead
+// and Done is true: the handler reads again, then calls Done again. The
+// event may be for bytes the turn has read already; the read after it
+// then finds none. Done is false after Remove.
+func (h *Handle) Done() bool {
+	for {
+		s := h.state.Load()
+		if s&removed != 0 || s&running == 0 {
+			return false
+		}
+		next := s &^ running
+		if s&pending != 0 {
+			next = s &^ pending
+		}
+		if h.state.CompareAndSwap(s, next) {
+			return s&pending != 0
+		}
 	}
-	ev := syscall.EpollEvent{Events: armEvents, Fd: h.slot, Pad: h.gen}
-	if err := syscall.EpollCtl(h.p.epfd, syscall.EPOLL_CTL_MOD, int(h.fd), &ev); err != nil {
-		return fmt.Errorf("netpoll: epoll_ctl mod: %w", err)
+}
+
+// Closing reports whether an event has shown the peer's end of the stream
+// (EPOLLRDHUP, EPOLLHUP) or an error. A read that stops short of the end
+// of the stream returns the bytes before it, and no event will announce
+// the end again: from then on only EAGAIN or the end itself proves the
+// socket dry.
+func (h *Handle) Closing() bool { return h.state.Load()&closing != 0 }
+
+// event records an event for the registration: it starts a turn (true)
+// or marks the running one pending. The caller holds p.mu and has checked
+// the generation.
+func (h *Handle) event(flags uint32) bool {
+	for {
+		s := h.state.Load()
+		if s&removed != 0 {
+			return false
+		}
+		next := s | pending | flags
+		if s&running == 0 {
+			next = s | running | flags
+		}
+		if next == s || h.state.CompareAndSwap(s, next) {
+			return s&running == 0
+		}
 	}
-	return nil
 }
 
 // Remove unregisters the socket. Call it before closing the socket, so
 // that its descriptor number can be reused safely; it may be called at any
-// time: an event already returned for it is dropped by the generation
-// check, though a Readable already started still runs.
+// time, and again (which does nothing): no turn starts after it, though a
+// turn already started still runs, and its Done is false.
 func (h *Handle) Remove() {
-	if h.p == nil {
+	if h.p == nil || h.state.Or(removed)&removed != 0 {
+		// Never twice: the descriptor number may already be another
+		// socket's.
 		return
 	}
 	_ = syscall.EpollCtl(h.p.epfd, syscall.EPOLL_CTL_DEL, int(h.fd), nil)
@@ -182,12 +256,11 @@ func (h *Handle) Remove() {
 func (p *Poller) release(h *Handle) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	r := &p.regs[h.slot]
-	if r.gen != h.gen || r.h == nil {
+	if r := &p.regs[h.slot]; r.hd != h || r.hd.gen != h.gen {
 		return
 	}
-	r.h = nil
-	r.gen++ // events still queued for this registration are now stale
+	// Events still queued for this registration are stale from here.
+	p.regs[h.slot] = reg{}
 	p.free = append(p.free, h.slot)
 }
 
@@ -201,6 +274,7 @@ func (p *Poller) Len() int {
 func (p *Poller) run() {
 	defer close(p.stopped)
 	events := make([]syscall.EpollEvent, 256)
+	start := make([]Handler, 0, len(events))
 	var werr error
 	err := p.conn.Read(func(fd uintptr) bool {
 		for {
@@ -212,7 +286,7 @@ func (p *Poller) run() {
 				werr = err
 				return true
 			}
-			p.dispatch(events[:n])
+			start = p.dispatch(events[:n], start)
 			if n < len(events) {
 				// Drained: wait in Go's poller for the next event. One
 				// that came after this call has already made the epoll
@@ -232,27 +306,38 @@ func (p *Poller) run() {
 	}
 }
 
-// dispatch starts the handlers of the events' live registrations.
-func (p *Poller) dispatch(events []syscall.EpollEvent) {
+// dispatch records the events of live registrations and starts the turns
+// they begin; start is scratch space, returned for the next call. One
+// lock covers the batch.
+func (p *Poller) dispatch(events []syscall.EpollEvent, start []Handler) []Handler {
+	p.mu.Lock()
 	for i := range events {
 		ev := &events[i]
-		p.mu.Lock()
-		var h Handler
-		if int(ev.Fd) < len(p.regs) {
-			if r := &p.regs[ev.Fd]; r.gen == ev.Pad {
-				h = r.h
-			}
-		}
-		p.mu.Unlock()
-		if h == nil {
+		if int(ev.Fd) >= len(p.regs) {
 			continue
 		}
+		r := &p.regs[ev.Fd]
+		if r.hd == nil || r.hd.gen != ev.Pad {
+			continue
+		}
+		var flags uint32
+		if ev.Events&closingEvents != 0 {
+			flags = closing
+		}
+		if r.hd.event(flags) {
+			start = append(start, r.h)
+		}
+	}
+	p.mu.Unlock()
+	for _, h := range start {
 		select {
 		case p.work <- h:
 		default:
 			go p.worker(h)
 		}
 	}
+	clear(start) // no handler kept alive by the scratch space
+	return start[:0]
 }
 
 // worker runs h, then waits for more events while fewer than

@@ -25,8 +25,11 @@ func (p *Poller) Close() error { return nil }
 // Add always fails.
 func (p *Poller) Add(fd int, h Handler, hd *Handle) error { return errors.New("netpoll: unsupported") }
 
-// Arm always fails.
-func (h *Handle) Arm() error { return errors.New("netpoll: unsupported") }
+// Done is false: there is no turn.
+func (h *Handle) Done() bool { return false }
+
+// Closing is false.
+func (h *Handle) Closing() bool { return false }
 
 // Remove does nothing.
 func (h *Handle) Remove() {}

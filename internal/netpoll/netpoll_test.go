@@ -3,6 +3,7 @@
 package netpoll
 
 import (
+	"io"
 	"net"
 	"sync/atomic"
 	"syscall"
@@ -37,7 +38,7 @@ func (h *chanHandler) none(t *testing.T) {
 	// only gives a wrong one the chance to show up.
 	select {
 	case <-h.ch:
-		t.Fatal("Readable called while not armed")
+		t.Fatal("Readable called while it must not be")
 	case <-time.After(50 * time.Millisecond):
 	}
 }
@@ -64,7 +65,9 @@ func socketPair(t *testing.T) (server *net.TCPConn, client net.Conn, fd int) {
 	return server, client, fd
 }
 
-func TestOneShotAndRearm(t *testing.T) {
+// TestTurns: a turn lasts until Done; an event during it makes Done true
+// (the turn goes on) instead of starting a second Readable.
+func TestTurns(t *testing.T) {
 	p, err := New()
 	if err != nil {
 		t.Fatal(err)
@@ -83,27 +86,49 @@ func TestOneShotAndRearm(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.await(t)
-	// Not re-armed: more bytes do not call it again.
+	// The turn is not over: more bytes do not call Readable again.
 	_, _ = client.Write([]byte("y"))
+	awaitState(t, &hd, pending)
 	h.none(t)
-	// Re-armed with bytes still unread: called at once (level-triggered).
-	if err := hd.Arm(); err != nil {
-		t.Fatal(err)
+	if !hd.Done() {
+		t.Fatal("Done false with an event pending")
 	}
-	h.await(t)
 	b := make([]byte, 2)
-	if _, err := server.Read(b); err != nil {
+	if _, err := io.ReadFull(server, b); err != nil {
 		t.Fatal(err)
 	}
-	// EOF counts as readable.
-	_ = hd.Arm()
+	if hd.Done() {
+		t.Fatal("Done true with nothing pending")
+	}
+	if hd.Closing() {
+		t.Fatal("Closing before the peer closed")
+	}
+	// EOF counts as readable, and shows as Closing.
 	client.Close()
 	h.await(t)
+	if !hd.Closing() {
+		t.Fatal("Closing false after the peer closed")
+	}
 	hd.Remove()
 	if p.Len() != 0 {
 		t.Fatalf("Len %d after Remove", p.Len())
 	}
 	hd.Remove() // idempotent
+	if hd.Done() {
+		t.Fatal("Done true after Remove")
+	}
+}
+
+// awaitState waits until the handle's state has the bits.
+func awaitState(t *testing.T, hd *Handle, bits uint32) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for hd.state.Load()&bits != bits {
+		if time.Now().After(deadline) {
+			t.Fatalf("state %#x, want bits %#x", hd.state.Load(), bits)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // A removed registration's slot may be reused at once; an event for the
@@ -130,10 +155,10 @@ func TestSlotReuseDropsStaleEvents(t *testing.T) {
 	if hd2.slot != hd1.slot || hd2.gen == hd1.gen {
 		t.Fatalf("slot %d gen %d after slot %d gen %d", hd2.slot, hd2.gen, hd1.slot, hd1.gen)
 	}
-	// The stale handle cannot re-arm the new registration's events under
-	// its generation: its Arm goes to its own (removed) descriptor.
-	if err := hd1.Arm(); err == nil {
-		t.Error("Arm of a removed registration succeeded")
+	// The stale handle's turn state is its own: a Done on it neither
+	// continues nor ends a turn of the new registration.
+	if hd1.Done() {
+		t.Error("Done of a removed registration true")
 	}
 	_, _ = client2.Write([]byte("z"))
 	h2.await(t)

@@ -26,31 +26,42 @@ func sealedRecord(s *suite, n int) []byte {
 }
 
 // BenchmarkReadReady is the whole read path for one record per socket
-// read, as an idle session that receives a stanza runs it: pooled buffer,
-// copy from the socket, key setup, open, deliver.
+// read: pooled buffer, copy from the socket, keys, open, deliver. With
+// keys derived for the batch (cold: a session idle before it) and with
+// keys from the cache (cached: a busy session).
 func BenchmarkReadReady(b *testing.B) {
 	for _, s := range benchSuites {
 		for _, n := range benchSizes {
 			rec := sealedRecord(s, n)
-			c := newConn(&sink{}, s, fuzzIn, fuzzOut)
-			b.Run(fmt.Sprintf("%s/%d", suiteName(s), n), func(b *testing.B) {
-				b.SetBytes(int64(n))
-				b.ReportAllocs()
-				for b.Loop() {
+			for _, mode := range keyModes {
+				c := newConn(&sink{}, s, fuzzIn, fuzzOut)
+				readOne := func() error {
 					c.in.seq = 0
 					done := false
-					err := c.ReadReady(func(p []byte) (int, error) {
+					return c.ReadReady(func(p []byte) (int, error) {
 						if done {
 							return 0, ErrWouldBlock
 						}
 						done = true
 						return copy(p, rec), nil
 					}, func([]byte) error { return nil })
-					if err != nil {
-						b.Fatal(err)
-					}
 				}
-			})
+				if mode == "cached" {
+					warm(func() { _ = readOne() })
+				}
+				b.Run(fmt.Sprintf("%s/%d/%s", suiteName(s), n, mode), func(b *testing.B) {
+					b.SetBytes(int64(n))
+					b.ReportAllocs()
+					for b.Loop() {
+						if err := readOne(); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if (cached(&c.in) != nil) != (mode == "cached") {
+						b.Fatal("keys not in the cache state benchmarked")
+					}
+				})
+			}
 		}
 	}
 }
@@ -107,21 +118,60 @@ func BenchmarkKeys(b *testing.B) {
 	}
 }
 
-// BenchmarkWrite is the whole write path for one Write.
+// BenchmarkWrite is the whole write path for one Write, with keys
+// derived for the batch (cold) and from the cache (cached).
 func BenchmarkWrite(b *testing.B) {
 	for _, s := range benchSuites {
 		for _, n := range benchSizes {
-			w := &sink{}
-			c := newConn(w, s, fuzzIn, fuzzOut)
-			p := bytes.Repeat([]byte("x"), n)
-			b.Run(fmt.Sprintf("%s/%d", suiteName(s), n), func(b *testing.B) {
-				b.SetBytes(int64(n))
+			for _, mode := range keyModes {
+				w := &sink{}
+				c := newConn(w, s, fuzzIn, fuzzOut)
+				p := bytes.Repeat([]byte("x"), n)
+				if mode == "cached" {
+					warm(func() { _, _ = c.Write(p); w.Reset() })
+				}
+				b.Run(fmt.Sprintf("%s/%d/%s", suiteName(s), n, mode), func(b *testing.B) {
+					b.SetBytes(int64(n))
+					b.ReportAllocs()
+					for b.Loop() {
+						w.Reset()
+						if _, err := c.Write(p); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if (cached(&c.out) != nil) != (mode == "cached") {
+						b.Fatal("keys not in the cache state benchmarked")
+					}
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkKeysFor is what a batch spends getting its keys: the lookup
+// that misses and the derivation (cold), or the lookup that hits
+// (cached).
+func BenchmarkKeysFor(b *testing.B) {
+	for _, s := range benchSuites {
+		for _, mode := range keyModes {
+			c := newConn(&sink{}, s, fuzzIn, fuzzOut)
+			get := func() {
+				c.wmu.Lock()
+				defer c.wmu.Unlock()
+				if _, err := c.keysFor(&c.out, &c.outAct); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if mode == "cached" {
+				warm(get)
+			}
+			b.Run(suiteName(s)+"/"+mode, func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					w.Reset()
-					if _, err := c.Write(p); err != nil {
-						b.Fatal(err)
-					}
+					get()
+				}
+				if (cached(&c.out) != nil) != (mode == "cached") {
+					b.Fatal("keys not in the cache state benchmarked")
 				}
 			})
 		}

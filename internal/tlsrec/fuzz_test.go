@@ -30,7 +30,7 @@ func fuzzPeer() (*Conn, *sink) {
 // sealRaw writes one record whose inner plaintext (content, type,
 // padding) is given as is.
 func sealRaw(c *Conn, inner []byte) {
-	k, err := c.out.keys(c.suite)
+	k, err := c.out.keys(c.suite())
 	if err != nil {
 		panic(err)
 	}
@@ -61,7 +61,7 @@ func seedRecords() [][]byte {
 	add(func(c *Conn) {
 		_ = c.writeRecordsLocked(typeHandshake, []byte{msgKeyUpdate, 0, 0})
 		_ = c.writeRecordsLocked(typeHandshake, []byte{1, 0})
-		c.out.update(c.suite)
+		c.out.update(c.suite())
 		_ = c.writeRecordsLocked(typeApplicationData, []byte("split"))
 	})
 	add(func(c *Conn) { _ = c.writeRecordsLocked(typeAlert, []byte{1, alertCloseNotify}) })

@@ -100,7 +100,6 @@ func TestConnSize(t *testing.T) {
 // memory, and why each may.
 var connRefs = map[string]string{
 	"conn":    "the socket",
-	"suite":   "a package variable",
 	"pending": "an incomplete record: nil while idle",
 	"werr":    "the write error: nil while the connection works",
 }
@@ -222,121 +221,147 @@ func (m *memPair) exchange(t *testing.T, tag string) {
 	assertIdle(t, m.cli, "client")
 }
 
+// keyModes run a test on Conns that derive their keys for each batch
+// (cold) and on Conns whose keys are cached (cached), where a KeyUpdate
+// must replace the cached keys.
+var keyModes = []string{"cold", "cached"}
+
 // A session that goes idle between batches resumes with keys derived
 // afresh, in both directions, across KeyUpdates either side starts, a
 // record split over an idle period, the automatic update before the
-// AES-GCM limit, and close_notify.
+// AES-GCM limit, and close_notify. With the cache, every step leaves all
+// four directions with keys cached for their current secrets.
 func TestIdleResume(t *testing.T) {
 	for _, s := range allSuites {
-		t.Run(suiteName(s), func(t *testing.T) {
-			m := newMemPair(s)
-			m.exchange(t, "first")
-			m.exchange(t, "after idle")
+		for _, mode := range keyModes {
+			t.Run(suiteName(s)+"/"+mode, func(t *testing.T) { idleResume(t, s, mode == "cached") })
+		}
+	}
+}
 
-			// The client updates and asks the server to follow.
-			m.cli.wmu.Lock()
-			err := m.cli.sendKeyUpdateLocked(true)
-			m.cli.wmu.Unlock()
-			if err != nil {
-				t.Fatal(err)
-			}
-			inSecret := m.srv.in.secret
-			outSecret := m.srv.out.secret
-			m.exchange(t, "client update")
-			if m.srv.in.secret == inSecret || m.srv.out.secret == outSecret {
-				t.Fatal("the server's keys did not both move on")
-			}
-			if m.srv.in.secret != m.cli.out.secret || m.srv.out.secret != m.cli.in.secret {
-				t.Fatal("the two sides' secrets differ")
-			}
+func idleResume(t *testing.T, s *suite, cache bool) {
+	isolateKeyCache(t)
+	m := newMemPair(s)
+	m.exchange(t, "first")
+	m.exchange(t, "after idle")
+	if cache {
+		warm(func() { m.exchange(t, "warm") })
+	}
+	m.checkCached(t, cache)
 
-			// The server updates on its own.
-			m.srv.wmu.Lock()
-			err = m.srv.sendKeyUpdateLocked(false)
-			m.srv.wmu.Unlock()
-			if err != nil {
-				t.Fatal(err)
-			}
-			m.exchange(t, "server update")
+	// The client updates and asks the server to follow.
+	m.cli.wmu.Lock()
+	err := m.cli.sendKeyUpdateLocked(true)
+	m.cli.wmu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inSecret := m.srv.in.secret
+	outSecret := m.srv.out.secret
+	m.exchange(t, "client update")
+	if m.srv.in.secret == inSecret || m.srv.out.secret == outSecret {
+		t.Fatal("the server's keys did not both move on")
+	}
+	if m.srv.in.secret != m.cli.out.secret || m.srv.out.secret != m.cli.in.secret {
+		t.Fatal("the two sides' secrets differ")
+	}
+	m.checkCached(t, cache)
 
-			// A record split over an idle period.
-			if _, err := m.cli.Write([]byte("split")); err != nil {
-				t.Fatal(err)
-			}
-			rec := bytes.Clone(m.toSrv.Bytes())
-			m.toSrv.Reset()
-			m.toSrv.Write(rec[:7])
-			if err := m.drain(t, m.srv); err != nil || !m.srv.Pending() {
-				t.Fatalf("first part: %v, pending %v", err, m.srv.Pending())
-			}
-			m.toSrv.Write(rec[7:])
-			if err := m.drain(t, m.srv); err != nil || string(m.srvGot) != "split" {
-				t.Fatalf("second part: %q, %v", m.srvGot, err)
-			}
-			m.srvGot = nil
-			assertIdle(t, m.srv, "server")
+	// The server updates on its own.
+	m.srv.wmu.Lock()
+	err = m.srv.sendKeyUpdateLocked(false)
+	m.srv.wmu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.exchange(t, "server update")
+	m.checkCached(t, cache)
 
-			// The write side's automatic update, both ways.
-			for _, c := range []*Conn{m.srv, m.cli} {
-				c.out.seq = keyUpdateAfter - 1
-			}
-			m.srv.in.seq, m.cli.in.seq = keyUpdateAfter-1, keyUpdateAfter-1
-			big := bytes.Repeat([]byte("z"), 3*MaxPlaintext)
-			for _, c := range []*Conn{m.srv, m.cli} {
-				before := c.out.secret
-				if _, err := c.Write(big); err != nil {
-					t.Fatal(err)
-				}
-				if c.out.secret == before || c.out.seq >= keyUpdateAfter {
-					t.Fatalf("no automatic update: sequence %d", c.out.seq)
-				}
-			}
-			if err := m.drain(t, m.srv); err != nil || !bytes.Equal(m.srvGot, big) {
-				t.Fatalf("server after automatic update: %d bytes, %v", len(m.srvGot), err)
-			}
-			if err := m.drain(t, m.cli); err != nil || !bytes.Equal(m.cliGot, big) {
-				t.Fatalf("client after automatic update: %d bytes, %v", len(m.cliGot), err)
-			}
-			m.srvGot, m.cliGot = nil, nil
-			m.exchange(t, "after automatic update")
+	// A record split over an idle period.
+	if _, err := m.cli.Write([]byte("split")); err != nil {
+		t.Fatal(err)
+	}
+	rec := bytes.Clone(m.toSrv.Bytes())
+	m.toSrv.Reset()
+	m.toSrv.Write(rec[:7])
+	if err := m.drain(t, m.srv); err != nil || !m.srv.Pending() {
+		t.Fatalf("first part: %v, pending %v", err, m.srv.Pending())
+	}
+	m.toSrv.Write(rec[7:])
+	if err := m.drain(t, m.srv); err != nil || string(m.srvGot) != "split" {
+		t.Fatalf("second part: %q, %v", m.srvGot, err)
+	}
+	m.srvGot = nil
+	assertIdle(t, m.srv, "server")
 
-			m.cli.CloseNotify(0)
-			if err := m.drain(t, m.srv); !errors.Is(err, io.EOF) {
-				t.Fatalf("after close_notify: %v, want EOF", err)
-			}
-		})
+	// The write side's automatic update, both ways.
+	for _, c := range []*Conn{m.srv, m.cli} {
+		c.out.seq = keyUpdateAfter - 1
+	}
+	m.srv.in.seq, m.cli.in.seq = keyUpdateAfter-1, keyUpdateAfter-1
+	big := bytes.Repeat([]byte("z"), 3*MaxPlaintext)
+	for _, c := range []*Conn{m.srv, m.cli} {
+		before := c.out.secret
+		if _, err := c.Write(big); err != nil {
+			t.Fatal(err)
+		}
+		if c.out.secret == before || c.out.seq >= keyUpdateAfter {
+			t.Fatalf("no automatic update: sequence %d", c.out.seq)
+		}
+	}
+	if err := m.drain(t, m.srv); err != nil || !bytes.Equal(m.srvGot, big) {
+		t.Fatalf("server after automatic update: %d bytes, %v", len(m.srvGot), err)
+	}
+	if err := m.drain(t, m.cli); err != nil || !bytes.Equal(m.cliGot, big) {
+		t.Fatalf("client after automatic update: %d bytes, %v", len(m.cliGot), err)
+	}
+	m.srvGot, m.cliGot = nil, nil
+	m.exchange(t, "after automatic update")
+	m.checkCached(t, cache)
+
+	m.cli.CloseNotify(0)
+	if err := m.drain(t, m.srv); !errors.Is(err, io.EOF) {
+		t.Fatalf("after close_notify: %v, want EOF", err)
 	}
 }
 
 // A record sealed under a stale key after an idle period must fail as
-// any forgery does: the read side derives the current key, not a cached
-// one.
+// any forgery does: the read side uses the current key, not the one it
+// had before the KeyUpdate, derived or cached.
 func TestStaleKeyRejected(t *testing.T) {
 	for _, s := range allSuites {
-		t.Run(suiteName(s), func(t *testing.T) {
-			m := newMemPair(s)
-			m.exchange(t, "first")
-			old := m.cli.out
-			m.cli.wmu.Lock()
-			err := m.cli.sendKeyUpdateLocked(false)
-			m.cli.wmu.Unlock()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := m.drain(t, m.srv); err != nil {
-				t.Fatal(err)
-			}
-			stale := newConn(m.toSrv, s, nil, nil)
-			stale.out = old
-			stale.out.seq = 0 // the sequence the new key starts at
-			if _, err := stale.Write([]byte("stale")); err != nil {
-				t.Fatal(err)
-			}
-			var ae *AlertError
-			if err := m.drain(t, m.srv); !errors.As(err, &ae) || ae.Desc != alertBadRecordMAC {
-				t.Fatalf("stale key: %v, want bad_record_mac", err)
-			}
-		})
+		for _, mode := range keyModes {
+			t.Run(suiteName(s)+"/"+mode, func(t *testing.T) {
+				isolateKeyCache(t)
+				m := newMemPair(s)
+				m.exchange(t, "first")
+				if mode == "cached" {
+					warm(func() { m.exchange(t, "warm") })
+					m.checkCached(t, true)
+				}
+				old := m.cli.out
+				m.cli.wmu.Lock()
+				err := m.cli.sendKeyUpdateLocked(false)
+				m.cli.wmu.Unlock()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := m.drain(t, m.srv); err != nil {
+					t.Fatal(err)
+				}
+				checkCachedKeys(t, m.srv, "server")
+				stale := newConn(m.toSrv, s, nil, nil)
+				stale.out = old
+				stale.out.seq = 0 // the sequence the new key starts at
+				if _, err := stale.Write([]byte("stale")); err != nil {
+					t.Fatal(err)
+				}
+				var ae *AlertError
+				if err := m.drain(t, m.srv); !errors.As(err, &ae) || ae.Desc != alertBadRecordMAC {
+					t.Fatalf("stale key: %v, want bad_record_mac", err)
+				}
+			})
+		}
 	}
 }
 

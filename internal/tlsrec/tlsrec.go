@@ -5,13 +5,15 @@
 // buffers, both AES-GCM states, the Conn itself) for as long as the
 // connection lives. A Conn here keeps only what it needs to continue the
 // record protocol: the two application traffic secrets and sequence
-// numbers, in a 192-byte Conn, and no buffer while it is idle. Each batch
-// of records (one ReadReady, one Write) derives its key and IV from the
-// secret and builds the AEAD, and drops them when it ends. With
-// AES-128-GCM that costs about 1.5 µs of CPU per batch, a third of it the
-// derivation (BenchmarkKeys, BenchmarkOpen); keeping the AEAD instead would
-// cost over a kilobyte per direction per idle connection, and keeping key
-// and IV 96 bytes more per Conn.
+// numbers, in a 192-byte Conn, and no buffer while it is idle. A batch of
+// records (one ReadReady, one Write) on a quiet connection derives its key
+// and IV from the secret and builds the AEAD, and drops them when it ends.
+// With AES-128-GCM that costs about 1.5 µs of CPU per batch, a third of it
+// the derivation (BenchmarkKeys, BenchmarkOpen); keeping the AEAD in Conn
+// instead would cost over a kilobyte per direction per idle connection,
+// and keeping key and IV 96 bytes more per Conn. A direction busy for
+// several seconds has its keys cached outside Conn until it goes idle
+// (keycache.go), so busy connections pay the setup once, not per batch.
 //
 // Handshake runs crypto/tls with a per-connection clone of the server's
 // config that logs the traffic secrets to this package (KeyLogWriter) and
@@ -102,8 +104,8 @@ func (e *AlertError) Error() string {
 
 // halfConn is one direction's state between batches of records: the
 // current traffic secret and the sequence number of the next record. The
-// key and IV are not kept: recordKeys derives them from the secret for
-// each batch. Fixed arrays keep it pointer-free.
+// key and IV are not kept: keys derives them from the secret, for each
+// batch or for the key cache. Fixed arrays keep it pointer-free.
 type halfConn struct {
 	secret [sha512.Size384]byte
 	seq    uint64
@@ -146,6 +148,10 @@ var (
 	suiteAES256   = suite{tls.TLS_AES_256_GCM_SHA384, 32, true, false}
 	suiteChaCha20 = suite{tls.TLS_CHACHA20_POLY1305_SHA256, chacha20poly1305.KeySize, false, true}
 )
+
+// suites numbers the suites for Conn, which keeps a byte, not a pointer:
+// the word saved holds the key cache's activity bytes.
+var suites = [...]*suite{&suiteAES128, &suiteAES256, &suiteChaCha20}
 
 // newAEAD calls the constructors directly, not through a function value,
 // so that the compiler sees they copy the key: it stays on the caller's
@@ -211,7 +217,9 @@ func (s *suite) expandLabel(out, secret []byte, label string) {
 }
 
 // setSecret installs a traffic secret; the sequence number restarts at 0.
+// Keys cached for the old secret are dropped: no batch must find them.
 func (h *halfConn) setSecret(secret []byte) {
+	forgetKeys(h)
 	h.secret = [sha512.Size384]byte{}
 	copy(h.secret[:], secret)
 	h.seq = 0
@@ -226,9 +234,10 @@ func (h *halfConn) update(s *suite) {
 }
 
 // recordKeys protect one batch of records in one direction. They live on
-// the stack of the call that moves the batch and go with it, so an idle
-// Conn holds neither the AEAD (for AES-GCM, a key schedule and GHASH
-// table of over a kilobyte) nor the key and IV.
+// the stack of the call that moves the batch and go with it, or, for a busy
+// direction, in the key cache until it goes idle, so an idle Conn holds
+// neither the AEAD (for AES-GCM, a key schedule and GHASH table of over a
+// kilobyte) nor the key and IV.
 type recordKeys struct {
 	aead cipher.AEAD
 	iv   [ivLen]byte
@@ -236,6 +245,7 @@ type recordKeys struct {
 
 // keys derives the current key and IV (RFC 8446 §7.3) and builds the AEAD.
 func (h *halfConn) keys(s *suite) (recordKeys, error) {
+	derivations.n.Add(1)
 	secret := h.secret[:s.hashLen()]
 	var key [maxKeyLen]byte
 	s.expandLabel(key[:s.keyLen], secret, "key")
@@ -265,8 +275,11 @@ func (k *recordKeys) nonce(seq uint64) [ivLen]byte {
 // hands over every complete record's plaintext. One goroutine reads at a
 // time; writes may come from any goroutine and are serialised.
 type Conn struct {
-	conn  writer
-	suite *suite
+	conn writer
+	sid  uint8 // suites[sid]
+	// The key cache's record of each direction's batches: inAct is the
+	// reader's, outAct is guarded by wmu.
+	inAct, outAct activity
 
 	// Reader-owned.
 	in      halfConn
@@ -357,10 +370,26 @@ func Handshake(ctx context.Context, conn net.Conn, cfg *tls.Config) (*Result, er
 // newConn starts the record layer with the peer's traffic secret (in) and
 // ours (out), both at sequence 0.
 func newConn(w writer, s *suite, in, out []byte) *Conn {
-	c := &Conn{conn: w, suite: s}
+	c := &Conn{conn: w}
+	for i, t := range suites {
+		if t == s {
+			c.sid = uint8(i)
+		}
+	}
 	c.in.setSecret(in)
 	c.out.setSecret(out)
+	startSweeper()
 	return c
+}
+
+func (c *Conn) suite() *suite { return suites[c.sid] }
+
+// forgetKeys drops the connection's cached keys when it ends. Any
+// goroutine may call it; a batch still running may cache them again, for
+// the sweep to drop.
+func (c *Conn) forgetKeys() {
+	forgetKeys(&c.in)
+	forgetKeys(&c.out)
 }
 
 // secretLog receives crypto/tls's key log lines for one connection and
@@ -439,6 +468,15 @@ var ErrWouldBlock = errors.New("tlsrec: no data ready")
 // after the peer's close_notify or the socket's end; deliver's error; or an
 // *AlertError after a protocol violation (the alert has been sent).
 func (c *Conn) ReadReady(read func([]byte) (int, error), deliver func([]byte) error) error {
+	err := c.readReady(read, deliver)
+	if err != nil && !errors.Is(err, ErrWouldBlock) {
+		// The session ends: its read keys will not be used again.
+		forgetKeys(&c.in)
+	}
+	return err
+}
+
+func (c *Conn) readReady(read func([]byte) (int, error), deliver func([]byte) error) error {
 	if c.eof {
 		return io.EOF
 	}
@@ -540,7 +578,7 @@ func (c *Conn) records(b []byte, k *recordKeys, deliver func([]byte) error) ([]b
 		}
 		if k.aead == nil {
 			var err error
-			if *k, err = c.in.keys(c.suite); err != nil {
+			if *k, err = c.keysFor(&c.in, &c.inAct); err != nil {
 				return nil, c.fail(alertInternalError)
 			}
 		}
@@ -641,7 +679,7 @@ func (c *Conn) keyUpdate(requested byte) error {
 	if requested > 1 {
 		return c.fail(alertIllegalParameter)
 	}
-	c.in.update(c.suite)
+	c.in.update(c.suite())
 	if requested == 1 {
 		c.wmu.Lock()
 		defer c.wmu.Unlock()
@@ -659,7 +697,7 @@ func (c *Conn) sendKeyUpdateLocked(request bool) error {
 	if err := c.writeRecordsLocked(typeHandshake, msg[:]); err != nil {
 		return err
 	}
-	c.out.update(c.suite)
+	c.out.update(c.suite())
 	return nil
 }
 
@@ -672,6 +710,7 @@ func (c *Conn) fail(desc uint8) error {
 		c.sentClose = true
 	}
 	c.wmu.Unlock()
+	c.forgetKeys()
 	return &AlertError{Desc: desc, Sent: true}
 }
 
@@ -695,7 +734,7 @@ func (c *Conn) writeRecordsLocked(typ uint8, p []byte) error {
 	if c.werr != nil {
 		return c.werr
 	}
-	k, err := c.out.keys(c.suite)
+	k, err := c.keysFor(&c.out, &c.outAct)
 	if err != nil {
 		return err
 	}
@@ -711,7 +750,7 @@ func (c *Conn) writeRecordsLocked(typ uint8, p []byte) error {
 			if err := c.sendKeyUpdateLocked(false); err != nil {
 				return err
 			}
-			if k, err = c.out.keys(c.suite); err != nil {
+			if k, err = c.keysFor(&c.out, &c.outAct); err != nil {
 				return err
 			}
 		}
@@ -745,15 +784,17 @@ func (c *Conn) flushLocked(b []byte) error {
 	if _, err := c.conn.Write(b); err != nil {
 		// A partial record on the wire cannot be continued.
 		c.werr = &writeError{fmt.Errorf("tlsrec: write: %w", err)}
+		forgetKeys(&c.out)
 		return c.werr
 	}
 	return nil
 }
 
 // CloseNotify sends close_notify unless a write is in progress (a blocked
-// writer must not delay closing) or an alert was already sent. It does
-// not close the socket.
+// writer must not delay closing) or an alert was already sent, and drops
+// the connection's cached keys. It does not close the socket.
 func (c *Conn) CloseNotify(timeout time.Duration) {
+	defer c.forgetKeys()
 	if !c.wmu.TryLock() {
 		return
 	}

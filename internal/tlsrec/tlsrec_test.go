@@ -262,7 +262,17 @@ func goClient(addr string, keys *secretLog) (net.Conn, *tls.Conn, error) {
 	return raw, c, nil
 }
 
+// TestKeyUpdateBothWays runs KeyUpdates from a client, requested and
+// not, whole and split, against a server whose keys are derived per batch
+// (cold) or cached (cached).
 func TestKeyUpdateBothWays(t *testing.T) {
+	for _, mode := range keyModes {
+		t.Run(mode, func(t *testing.T) { keyUpdateBothWays(t, mode == "cached") })
+	}
+}
+
+func keyUpdateBothWays(t *testing.T, cache bool) {
+	isolateKeyCache(t)
 	var keys secretLog
 	var client *Conn
 	var clientTCP net.Conn
@@ -277,21 +287,13 @@ func TestKeyUpdateBothWays(t *testing.T) {
 		return raw, nil
 	})
 	srv := p.res.Rec
-	// Client asks for an update: the server must follow and answer under
-	// its new key.
-	for i := range 3 {
-		client.wmu.Lock()
-		err := client.sendKeyUpdateLocked(i != 1)
-		client.wmu.Unlock()
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg := []byte("after update")
-		if _, err := client.Write(msg); err != nil {
+	exchange := func(msg string) {
+		t.Helper()
+		if _, err := client.Write([]byte(msg)); err != nil {
 			t.Fatal(err)
 		}
 		got, err := readUntil(t, srv, p.server.Read, len(msg))
-		if err != nil || !bytes.Equal(got, msg) {
+		if err != nil || string(got) != msg {
 			t.Fatalf("server read %q, %v", got, err)
 		}
 		if _, err := srv.Write([]byte("reply")); err != nil {
@@ -302,6 +304,26 @@ func TestKeyUpdateBothWays(t *testing.T) {
 			t.Fatalf("client read %q, %v", got, err)
 		}
 	}
+	want := 0
+	if cache {
+		warm(func() { exchange("warm") })
+		want = 2
+	}
+	// Client asks for an update: the server must follow and answer under
+	// its new key.
+	for i := range 3 {
+		client.wmu.Lock()
+		err := client.sendKeyUpdateLocked(i != 1)
+		client.wmu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		exchange("after update")
+		if n := checkCachedKeys(t, srv, "server"); n != want {
+			t.Fatalf("server: %d directions cached, want %d", n, want)
+		}
+		checkCachedKeys(t, client, "client")
+	}
 	// KeyUpdate split over two records, then data.
 	client.wmu.Lock()
 	if err := client.writeRecordsLocked(typeHandshake, []byte{msgKeyUpdate, 0}); err != nil {
@@ -310,7 +332,7 @@ func TestKeyUpdateBothWays(t *testing.T) {
 	if err := client.writeRecordsLocked(typeHandshake, []byte{0, 1, 0}); err != nil {
 		t.Fatal(err)
 	}
-	client.out.update(client.suite)
+	client.out.update(client.suite())
 	client.wmu.Unlock()
 	if _, err := client.Write([]byte("split")); err != nil {
 		t.Fatal(err)
@@ -318,6 +340,7 @@ func TestKeyUpdateBothWays(t *testing.T) {
 	if got, err := readUntil(t, srv, p.server.Read, 5); err != nil || string(got) != "split" {
 		t.Fatalf("server read %q, %v", got, err)
 	}
+	checkCachedKeys(t, srv, "server")
 }
 
 // A KeyUpdate from us must be understood by crypto/tls.
