@@ -15,6 +15,11 @@
 #                        taken there, below every server's ceiling
 #   SERVERS ["parley ejabberd prosody"]
 #   DOMAIN [bench.local] WORK [/tmp/parley-compare]
+#   TLS_GROUPS [X25519]  key exchange groups the load offers (--tls-groups):
+#                        the one ejabberd's and Prosody's OpenSSL 3.0 pick,
+#                        so every server does the same handshake work;
+#                        empty: Go's defaults (X25519MLKEM768 first, which
+#                        only Parley accepts)
 #   PARLEY_DURABILITY [fsync]  Parley's --durability for the runs
 #   PARLEY_ARGS          more flags for parley serve (e.g. --archive-retention 0)
 #   SETTLE [30s]         wait before each memory reading (see docs/benchmarks.md:
@@ -40,6 +45,7 @@ SERVERS=${SERVERS:-"parley ejabberd prosody"}
 DOMAIN=${DOMAIN:-bench.local}
 WORK=${WORK:-/tmp/parley-compare}
 PARLEY_DURABILITY=${PARLEY_DURABILITY:-fsync}
+TLS_GROUPS=${TLS_GROUPS-X25519}
 PARLEY_ARGS=${PARLEY_ARGS:-}
 SETTLE=${SETTLE:-30s}
 
@@ -217,7 +223,7 @@ bench() {
 	taskset -c 1 "$PARLEY" bench --addr "$(addr_of "$server" "$mode")" --tls "$mode" \
 		--domain "$DOMAIN" --ca "$WORK/cert.pem" --mechanism SCRAM-SHA-1 \
 		--user-prefix bench --password bench-pw --scram-cache "$WORK/scram-keys-$server" \
-		--json "$@" >"$RESULTS/$out" 2>>"$WORK/bench.log" ||
+		${TLS_GROUPS:+--tls-groups "$TLS_GROUPS"} --json "$@" >"$RESULTS/$out" 2>>"$WORK/bench.log" ||
 		die "parley bench $* against $server failed (see $WORK/bench.log)"
 }
 
@@ -309,12 +315,12 @@ if [ "${TABLE_ONLY:-}" = 1 ]; then
 fi
 install_peers
 prepare
-log "N=$N CHAT_USERS=$CHAT_USERS CHAT_SECONDS=$CHAT_SECONDS CHAT_RATE=$CHAT_RATE; nproc $(nproc); load $(cut -d' ' -f1-3 /proc/loadavg)"
+log "N=$N CHAT_USERS=$CHAT_USERS CHAT_SECONDS=$CHAT_SECONDS CHAT_RATE=$CHAT_RATE TLS_GROUPS=${TLS_GROUPS:-default}; nproc $(nproc); load $(cut -d' ' -f1-3 /proc/loadavg)"
 for s in $SERVERS; do
 	measure "$s"
 done
 {
-	echo "N=$N idle sessions; chat: $CHAT_USERS users, ${CHAT_SECONDS}s per run, SCRAM-SHA-1, stream management off, STARTTLS for chat"
+	echo "N=$N idle sessions; chat: $CHAT_USERS users, ${CHAT_SECONDS}s per run, SCRAM-SHA-1, stream management off, STARTTLS for chat, TLS groups offered: ${TLS_GROUPS:-Go default}"
 	echo "$(date -u +%FT%TZ), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), parley $(cat "$WORK/parley-version" 2>/dev/null || echo '?'), $(dpkg-query -W -f '${Package} ${Version}, ' ejabberd prosody 2>/dev/null)"
 	echo
 	table

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -55,6 +56,10 @@ func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.BoolVar(&t.Binary, "binary", false, "Parley's binary encoding (needs --tls direct; ALPN parley-bin/1)")
 	fs.StringVar(&t.CAFile, "ca", "", "verify the server certificate against the PEM `FILE`")
 	fs.BoolVar(&t.Insecure, "insecure", false, "do not verify the server certificate")
+	fs.Func("tls-groups", "TLS key exchange `GROUPS` the client offers, comma-separated in order of preference (X25519MLKEM768, X25519, CurveP256, ...; default: Go's)", func(v string) error {
+		t.Groups = strings.Split(v, ",")
+		return nil
+	})
 	fs.DurationVar(&t.Timeout, "timeout", 60*time.Second, "bound on one login or registration")
 	fs.BoolVar(&noPresence, "no-presence", false, "do not send initial presence after login")
 	fs.IntVar(&o.Sessions, "n", 100, "sessions (connect, storm) or users (chat), `N`")

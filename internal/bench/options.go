@@ -2,10 +2,12 @@ package bench
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -38,6 +40,12 @@ type Target struct {
 	Binary    bool   `json:"binary"`    // Parley's binary encoding (direct TLS, ALPN parley-bin/1)
 	CAFile    string `json:"ca_file,omitempty"`
 	Insecure  bool   `json:"insecure,omitempty"`
+	// Groups are the TLS key exchange groups the client offers, in order
+	// of preference (names as crypto/tls prints them: X25519MLKEM768,
+	// X25519, CurveP256, ...); empty: Go's defaults. Comparing servers
+	// whose TLS libraries support different groups, offering one they
+	// all have makes each do the same key exchange work.
+	Groups []string `json:"tls_groups,omitempty"`
 	// Presence sends initial presence after login, as an online client does.
 	Presence bool `json:"presence"`
 	// Timeout bounds one login or registration.
@@ -178,6 +186,9 @@ func (o *Options) Check() error {
 	default:
 		errs = append(errs, fmt.Errorf("--tls %q: starttls, direct or plain", o.Target.TLS))
 	}
+	if _, err := curveIDs(o.Target.Groups); err != nil {
+		errs = append(errs, err)
+	}
 	if o.Target.Binary && o.Target.TLS != TLSDirect {
 		errs = append(errs, errors.New("--binary needs --tls direct (the encoding is negotiated with ALPN parley-bin/1)"))
 	}
@@ -200,6 +211,27 @@ func (o *Options) Check() error {
 		errs = append(errs, errors.New("--body-size: at most 65536"))
 	}
 	return errors.Join(errs...)
+}
+
+// knownGroups are the key exchange groups --tls-groups accepts.
+var knownGroups = []tls.CurveID{tls.X25519MLKEM768, tls.SecP256r1MLKEM768, tls.SecP384r1MLKEM1024,
+	tls.X25519, tls.CurveP256, tls.CurveP384, tls.CurveP521}
+
+// curveIDs maps group names to crypto/tls identifiers.
+func curveIDs(names []string) ([]tls.CurveID, error) {
+	var ids []tls.CurveID
+	for _, n := range names {
+		i := slices.IndexFunc(knownGroups, func(c tls.CurveID) bool { return strings.EqualFold(c.String(), n) })
+		if i < 0 {
+			all := make([]string, len(knownGroups))
+			for j, c := range knownGroups {
+				all[j] = c.String()
+			}
+			return nil, fmt.Errorf("--tls-groups: unknown group %q (known: %s)", n, strings.Join(all, ", "))
+		}
+		ids = append(ids, knownGroups[i])
+	}
+	return ids, nil
 }
 
 // AccountList returns the accounts of the run: Accounts, or the pattern.

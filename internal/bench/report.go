@@ -15,6 +15,7 @@ type Report struct {
 	Domain    string    `json:"domain"`
 	TLS       string    `json:"tls"`
 	Mechanism string    `json:"mechanism"`
+	Groups    []string  `json:"tls_groups,omitempty"` // empty: Go's defaults
 	Encoding  string    `json:"encoding"`
 	SM        bool      `json:"stream_management"`
 	Sessions  int       `json:"sessions"`
@@ -121,7 +122,7 @@ func newReport(o *Options, workers int) *Report {
 	}
 	return &Report{
 		Scenario: o.Scenario, Addr: o.Target.Addr, Domain: o.Target.Domain, TLS: o.Target.TLS,
-		Mechanism: mech, Encoding: enc, SM: o.Target.SM, Sessions: o.Sessions, Workers: workers,
+		Mechanism: mech, Groups: o.Target.Groups, Encoding: enc, SM: o.Target.SM, Sessions: o.Sessions, Workers: workers,
 		Started: time.Now().UTC(),
 	}
 }
@@ -227,7 +228,11 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
 	row("scenario", "%s, %d sessions, %d worker(s)", rep.Scenario, rep.Sessions, rep.Workers)
 	row("server", "%s (domain %s)", rep.Addr, rep.Domain)
-	row("connection", "TLS %s, SASL %s, %s, stream management %v", rep.TLS, rep.Mechanism, rep.Encoding, rep.SM)
+	groups := "Go's default key exchange groups"
+	if len(rep.Groups) > 0 {
+		groups = "groups " + strings.Join(rep.Groups, ",")
+	}
+	row("connection", "TLS %s (%s), SASL %s, %s, stream management %v", rep.TLS, groups, rep.Mechanism, rep.Encoding, rep.SM)
 	if r := rep.Register; r != nil {
 		row("registration", "%d created, %d existed, %d failed in %.1f s (%.0f/s)", r.Created, r.Existed, r.Failed, r.Seconds, r.PerSecond)
 	}

@@ -142,21 +142,31 @@ func (w *worker) doSetup(s *workerSetup) (*phaseResult, error) {
 // tlsConfig builds the client's TLS configuration: the --ca certificates,
 // or no verification with --insecure, or the system roots.
 func tlsConfig(t *Target) (*tls.Config, error) {
-	if t.Insecure {
-		return &tls.Config{InsecureSkipVerify: true, ServerName: t.Domain}, nil //nolint:gosec // asked for with --insecure, loopback only
+	groups, err := curveIDs(t.Groups)
+	if err != nil {
+		return nil, err
 	}
-	if t.CAFile == "" {
+	var c *tls.Config
+	switch {
+	case t.Insecure:
+		c = &tls.Config{InsecureSkipVerify: true, ServerName: t.Domain} //nolint:gosec // asked for with --insecure, loopback only
+	case t.CAFile != "":
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca %s: no PEM certificate", t.CAFile)
+		}
+		c = &tls.Config{RootCAs: pool, ServerName: t.Domain}
+	case len(groups) > 0:
+		c = &tls.Config{ServerName: t.Domain} // system roots
+	default:
 		return nil, nil
 	}
-	pem, err := os.ReadFile(t.CAFile)
-	if err != nil {
-		return nil, fmt.Errorf("--ca: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("--ca %s: no PEM certificate", t.CAFile)
-	}
-	return &tls.Config{RootCAs: pool, ServerName: t.Domain}, nil
+	c.CurvePreferences = groups
+	return c, nil
 }
 
 // config returns the client configuration of account i.
