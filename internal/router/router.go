@@ -100,7 +100,14 @@ type Config struct {
 	MaxSessionsPerUser int           // bound resources per account; 0 = unlimited
 	// ObserveEnqueue, if set, is told how long each durable append took.
 	ObserveEnqueue func(time.Duration)
-	// IDGen makes XEP-0359 stanza ids; nil uses random UUIDs.
+	// IDGen makes XEP-0359 stanza ids, which are also the archive ids of
+	// routed messages (Archiver); they must be unique. nil uses
+	// store.NewArchiveID of the router's clock (Now): ids that carry
+	// their archive position, so that the archive needs no id index for
+	// them (docs/archive.md). Those ids reveal the time a message was
+	// routed, to the nanosecond, as the archive ids of other servers do
+	// (ejabberd's are timestamps); the archive gives that time anyway
+	// (the <delay/> of a MAM result).
 	IDGen func() string
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
@@ -191,7 +198,7 @@ func New(cfg Config) (*Router, error) {
 		r.now = time.Now
 	}
 	if r.newID == nil {
-		r.newID = newUUID
+		r.newID = func() string { return store.NewArchiveID(r.now()) }
 	}
 	for i := range r.shards {
 		r.shards[i].users = map[string]*userEntry{}

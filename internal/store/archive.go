@@ -10,7 +10,9 @@ import (
 // always contains '@' and so never collides with a localpart).
 type ArchivedMessage struct {
 	// ID is the archive id: the XEP-0359 stanza-id the owner's archive gave
-	// the message. Unique within one archive.
+	// the message. Unique within one archive. An id made by NewArchiveID
+	// for the message's Time lets a backend find the message by its
+	// position instead of through an id index; any other id works too.
 	ID string
 	// Time is when the message was archived. Archive order is by Time,
 	// then by insertion for equal times.
@@ -69,8 +71,9 @@ type Archive interface {
 	// AppendArchive adds a message. The caller guarantees that m.ID is new
 	// in the owner's archive (ids are server-generated stanza-ids): the
 	// store does not look it up, because that lookup would be on the path
-	// of every routed message. Appending an id twice leaves two messages,
-	// of which lookups by id (AfterID, BeforeID, IDs) find the later.
+	// of every routed message. Appending an id twice is the caller's
+	// error: it may leave two messages or replace the first, and lookups
+	// by id (AfterID, BeforeID) find one of them.
 	//
 	// It need not be durable on its own: a backend may leave it to the next
 	// durable write (the message itself is durable in the recipient's

@@ -49,7 +49,13 @@ type env struct {
 // wired into the router as the server does.
 func newEnv(t *testing.T, cfg mam.Config, users ...string) *env {
 	t.Helper()
-	re := routertest.New(t, domain, routertest.Options{}, users...)
+	return newEnvWith(t, cfg, routertest.Options{}, users...)
+}
+
+// newEnvWith is newEnv with router options (stanza ids, clock).
+func newEnvWith(t *testing.T, cfg mam.Config, o routertest.Options, users ...string) *env {
+	t.Helper()
+	re := routertest.New(t, domain, o, users...)
 	c := &clock{}
 	cfg.Archive, cfg.Roster, cfg.Router, cfg.Codec, cfg.Logger = re.Store, re.Store, re.Router, routertest.Codec, routertest.Quiet
 	if cfg.Now == nil {

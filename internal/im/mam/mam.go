@@ -181,9 +181,11 @@ func (m *Module) handleIQ(ctx context.Context, from, to jid.JID, iq *stanza.Elem
 
 // ArchiveMessage implements router.Archiver: it archives el under each
 // copy's id in the copy owner's archive, with the peer's bare JID as With,
-// for every owner whose preferences want it, all in one write. The
-// message's XEP-0334 hints decide for all copies; the stanza is stored as
-// it is. Errors are logged: archiving never holds up delivery.
+// for every owner whose preferences want it, all in one write. The time
+// archived is the one the copy's id carries (store.ParseArchiveID), else
+// the module's clock. The message's XEP-0334 hints decide for all copies;
+// the stanza is stored as it is. Errors are logged: archiving never holds
+// up delivery.
 func (m *Module) ArchiveMessage(ctx context.Context, el *stanza.Element, raw []byte, copies ...router.ArchiveCopy) {
 	if !m.Enabled() || el == nil || el.Name != "message" {
 		return
@@ -215,8 +217,16 @@ func (m *Module) ArchiveMessage(ctx context.Context, el *stanza.Element, raw []b
 		if raw == nil {
 			raw = m.cfg.Codec.Marshal(el)
 		}
+		// An id that carries an archive position (the router's default
+		// ids, store.NewArchiveID) gives the time: stored time and
+		// position then agree, and the store keys the message by that
+		// position instead of indexing the id.
+		at := now
+		if p, ok := store.ParseArchiveID(c.ID); ok {
+			at = p.Time()
+		}
 		kept = append(kept, store.ArchiveEntry{Owner: c.Owner, Message: store.ArchivedMessage{
-			ID: c.ID, Time: now, With: with.String(), Stanza: raw,
+			ID: c.ID, Time: at, With: with.String(), Stanza: raw,
 		}})
 	}
 	if len(kept) == 0 {

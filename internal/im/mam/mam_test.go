@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -661,4 +662,86 @@ func TestPrefsCache(t *testing.T) {
 	e.m.Forget("alice")
 	e.send("bob@example.com/x", "alice@example.com", "4 reloaded always")
 	eq(t, "archived", e.iq(alice, "", "set", q{}.el()).bodies(), []string{"1 default always", "4 reloaded always"})
+}
+
+// TestArchivePositionIDs runs the archive with the router's default kind
+// of stanza ids (store.NewArchiveID of the router's clock): each copy is
+// archived at the time its id carries, not the module's clock, and is
+// found by its stanza id in every kind of query.
+func TestArchivePositionIDs(t *testing.T) {
+	t.Parallel()
+	routed := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	var mu sync.Mutex
+	n := 0
+	idGen := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		return store.NewArchiveID(routed.Add(time.Duration(n) * time.Millisecond))
+	}
+	e := newEnvWith(t, mam.Config{}, routertest.Options{IDGen: idGen}, "alice", "bob")
+	alice := e.online("alice@example.com/desk")
+	bob := e.online("bob@example.com/phone")
+	for i := range 6 {
+		e.send("alice@example.com/desk", "bob@example.com", fmt.Sprint(i))
+	}
+	var bobSaw []string
+	for _, g := range bob.Take() {
+		if g.Name == "message" {
+			bobSaw = append(bobSaw, g.Child("stanza-id", stanza.NSStanzaID).Attr("id"))
+		}
+	}
+	if len(bobSaw) != 6 {
+		t.Fatalf("bob saw %d messages", len(bobSaw))
+	}
+
+	r := e.iq(bob, "", "set", q{}.el())
+	eq(t, "bob's bodies", r.bodies(), bodies(0, 6))
+	eq(t, "bob's archive ids", r.ids(), bobSaw)
+	for _, x := range r.results {
+		p, ok := store.ParseArchiveID(x.id)
+		if !ok {
+			t.Fatalf("archive id %q does not carry a position", x.id)
+		}
+		one(t, "stamp of "+x.id, x.stamp, p.Time().Format("2006-01-02T15:04:05.000000Z"))
+	}
+	for _, m := range archived(t, e.re.Store, "bob") {
+		p, _ := store.ParseArchiveID(m.ID)
+		if !m.Time.Equal(p.Time()) {
+			t.Fatalf("message %s archived at %v, its id carries %v", m.ID, m.Time, p.Time())
+		}
+	}
+	// Found by stanza id: RSM after and before, the form's after-id and
+	// before-id, and the ids field.
+	r = e.iq(bob, "", "set", q{}.set("after", bobSaw[1]).max(2).el())
+	eq(t, "after", r.bodies(), bodies(2, 4))
+	r = e.iq(bob, "", "set", q{}.set("before", bobSaw[4]).max(2).el())
+	eq(t, "before", r.bodies(), bodies(2, 4))
+	r = e.iq(bob, "", "set", q{}.field("after-id", bobSaw[0]).field("before-id", bobSaw[3]).el())
+	eq(t, "after-id, before-id", r.bodies(), bodies(1, 3))
+	r = e.iq(bob, "", "set", q{}.field("with", "alice@example.com").set("after", bobSaw[3]).el())
+	eq(t, "with, after", r.bodies(), bodies(4, 6))
+	query := q{}.el()
+	idsField := stanza.New("field", nsData).SetAttr("var", "ids")
+	for _, id := range []string{bobSaw[5], store.NewArchiveID(routed), bobSaw[2]} {
+		idsField.Append(stanza.New("value", nsData).AppendText(id))
+	}
+	query.Append(stanza.New("x", nsData).SetAttr("type", "submit").Append(formField("FORM_TYPE", mam.NS), idsField))
+	r = e.iq(bob, "", "set", query)
+	eq(t, "ids", r.bodies(), []string{"5", "2"})
+
+	// The sender's copies have ids of their own, found the same way.
+	r = e.iq(alice, "", "set", q{}.el())
+	eq(t, "alice's bodies", r.bodies(), bodies(0, 6))
+	aliceIDs := r.ids()
+	for i, id := range aliceIDs {
+		if slices.Contains(bobSaw, id) {
+			t.Fatalf("alice's copy %d is under bob's id %q", i, id)
+		}
+	}
+	r = e.iq(alice, "", "set", q{}.set("after", aliceIDs[2]).el())
+	eq(t, "alice after", r.bodies(), bodies(3, 6))
+	// Bob's ids are not alice's.
+	r = e.iq(alice, "", "set", q{}.set("after", bobSaw[2]).el())
+	one(t, "alice after bob's id", routertest.ErrorCondition(r.iq), "item-not-found")
 }

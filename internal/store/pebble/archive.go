@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -19,7 +18,8 @@ import (
 // Archive keys (XEP-0313 message archives):
 //
 //	h/<owner>\x00<pos>                 message (value: encodeArchived)
-//	hi/<owner>\x00<id>                 id index (value: <pos>)
+//	hi/<owner>\x00<id>                 id index (value: <pos>), only for ids
+//	                                   that do not carry <pos> (below)
 //	hw/<owner>\x00<with>\x00<pos>      with index (value: empty)
 //	hp/<owner>                         preferences (value: encodeArchivePrefs)
 //
@@ -29,12 +29,23 @@ import (
 // and a with-scan for "a@x" never sees "a@x.org". The id is last in its key
 // and may hold any byte.
 //
-// <pos> is 20 bytes: the archive time as big-endian Unix seconds with the
-// sign bit flipped (so byte order is time order, before 1970 too), then
-// big-endian nanoseconds (4 bytes), then an 8-byte insertion sequence that
-// orders messages with equal times. Keying by owner+pos makes Start, End,
-// after-id and before-id bounds of one iterator (seeks, never scans), and a
-// last page a backward walk from the upper bound.
+// <pos> is 20 bytes, a store.ArchivePos: the archive time as big-endian
+// Unix seconds with the sign bit flipped (so byte order is time order,
+// before 1970 too), then big-endian nanoseconds (4 bytes), then an 8-byte
+// insertion sequence that orders messages with equal times. Keying by
+// owner+pos makes Start, End, after-id and before-id bounds of one
+// iterator (seeks, never scans), and a last page a backward walk from the
+// upper bound.
+//
+// An id made by store.NewArchiveID carries a <pos> (store.ParseArchiveID).
+// A message whose id carries the <pos> of its own Time is keyed by that
+// <pos>, and has no id index entry: a lookup by id is a point read of the
+// message key, checked against the id in the value. That saves one of the
+// three memtable inserts of every archived copy, the largest single CPU
+// cost of routing with the archive on. Every other id (a UUID, an id of an
+// older version or of another writer, or an id whose time is not the
+// message's) gets a <pos> of its own and an id index entry; a lookup tries
+// the <pos> an id carries first and the index second (archivePosOf).
 //
 // The with index is keys only: a with-filtered page walks it and reads each
 // message by point lookup. It costs one small key per message with a
@@ -51,29 +62,16 @@ const (
 	tagArchivePrefs = "hp/"
 )
 
-// posLen is the length of <pos>.
-const posLen = 20
-
-// archiveSeq issues the insertion sequence of <pos>. It starts at the wall
-// clock in nanoseconds and counts up by one per append, so it stays below
-// the clock of any later process (no process appends once per nanosecond):
-// equal-time messages keep their insertion order across restarts without a
-// stored counter, unless the clock is set back between two runs. It is
-// shared by every Store in the process, which costs nothing.
-var archiveSeq atomic.Uint64
-
-func init() { archiveSeq.Store(uint64(time.Now().UnixNano())) }
+// posLen is the length of <pos>: a store.ArchivePos.
+const posLen = store.ArchivePosLen
 
 func appendPos(b []byte, t time.Time, seq uint64) []byte {
-	b = binary.BigEndian.AppendUint64(b, uint64(t.Unix())^(1<<63))
-	b = binary.BigEndian.AppendUint32(b, uint32(t.Nanosecond()))
-	return binary.BigEndian.AppendUint64(b, seq)
+	p := store.MakeArchivePos(t, seq)
+	return append(b, p[:]...)
 }
 
-func posTime(pos []byte) time.Time {
-	sec := int64(binary.BigEndian.Uint64(pos) ^ (1 << 63))
-	return time.Unix(sec, int64(binary.BigEndian.Uint32(pos[8:]))).UTC()
-}
+// posTime is the time of pos, which has posLen bytes.
+func posTime(pos []byte) time.Time { return store.ArchivePos(pos).Time() }
 
 // archivePrefix returns tag+owner+NUL (+with+NUL when with is given).
 func archivePrefix(tag, owner, with string) []byte {
@@ -90,6 +88,55 @@ func archivePrefix(tag, owner, with string) []byte {
 
 func archiveIDKey(owner, id string) []byte {
 	return append(archivePrefix(tagArchiveID, owner, ""), id...)
+}
+
+// archiveMessageKeys returns the keys of owner's message at pos with
+// archive id id and with with: the message, its id index entry unless the
+// id carries pos (AppendArchives wrote none, and deleting a key that was
+// never written would still write a tombstone), and its with index entry.
+func archiveMessageKeys(owner string, pos []byte, id, with string) [][]byte {
+	keys := make([][]byte, 0, 3)
+	keys = append(keys, append(archivePrefix(tagArchive, owner, ""), pos...))
+	if p, ok := store.ParseArchiveID(id); !ok || !bytes.Equal(p[:], pos) {
+		keys = append(keys, archiveIDKey(owner, id))
+	}
+	if with != "" {
+		keys = append(keys, append(archivePrefix(tagArchiveWith, owner, with), pos...))
+	}
+	return keys
+}
+
+// archivePosOf returns the <pos> of the message with archive id id in
+// owner's archive: the one the id carries if the message there has that
+// id, else the one in the id index. ok is false when neither has it.
+func archivePosOf(r pebble.Reader, owner, id string) (pos []byte, ok bool, err error) {
+	if p, ok := store.ParseArchiveID(id); ok {
+		k := append(archivePrefix(tagArchive, owner, ""), p[:]...)
+		v, closer, err := r.Get(k)
+		switch {
+		case err == nil:
+			// Only the head is decoded, and the value is not copied.
+			sid, _, _, derr := decodeArchivedHead(v)
+			if err := closer.Close(); err != nil {
+				return nil, false, err
+			}
+			if derr != nil {
+				return nil, false, fmt.Errorf("archive key %q: %w", k, derr)
+			}
+			if sid == id {
+				return p[:], true, nil
+			}
+			// Another message at that position: the id was stored
+			// through the index, if at all.
+		case !errors.Is(err, pebble.ErrNotFound):
+			return nil, false, err
+		}
+	}
+	pos, ok, err = get(r, archiveIDKey(owner, id))
+	if err != nil || !ok || len(pos) != posLen {
+		return nil, false, err
+	}
+	return pos, true, nil
 }
 
 // Archived message value: format, id, with, stanza (the rest, no length).
@@ -152,8 +199,9 @@ func decodeArchivePrefs(v []byte) (store.ArchivePrefs, error) {
 }
 
 // AppendArchive implements store.Archive. The message, its id index entry
-// and its with index entry are one batch, committed without an fsync of
-// its own (see AppendArchives).
+// (for an id that does not carry the message's position) and its with
+// index entry are one batch, committed without an fsync of its own (see
+// AppendArchives).
 func (s *Store) AppendArchive(ctx context.Context, owner string, m store.ArchivedMessage) error {
 	return s.AppendArchives(ctx, store.ArchiveEntry{Owner: owner, Message: m})
 }
@@ -194,10 +242,19 @@ func (s *Store) AppendArchives(ctx context.Context, entries ...store.ArchiveEntr
 		// 2,000 chatting users: a memtable search of ~13 µs, a third of
 		// the server's CPU).
 		owner, m := e.Owner, e.Message
-		pos := appendPos(nil, m.Time, archiveSeq.Add(1))
-		errs := []error{
-			b.Set(append(archivePrefix(tagArchive, owner, ""), pos...), encodeArchived(m), nil),
-			b.Set(archiveIDKey(owner, m.ID), pos, nil),
+		// An id that carries the position of the message's time keys the
+		// message, and needs no id index entry (see the key layout).
+		idPos, carries := store.ParseArchiveID(m.ID)
+		carries = carries && m.Time.Equal(idPos.Time())
+		var pos []byte
+		if carries {
+			pos = idPos[:]
+		} else {
+			pos = appendPos(nil, m.Time, store.NextArchiveSeq())
+		}
+		errs := []error{b.Set(append(archivePrefix(tagArchive, owner, ""), pos...), encodeArchived(m), nil)}
+		if !carries {
+			errs = append(errs, b.Set(archiveIDKey(owner, m.ID), pos, nil))
 		}
 		if m.With != "" {
 			errs = append(errs, b.Set(append(archivePrefix(tagArchiveWith, owner, m.With), pos...), nil, nil))
@@ -219,10 +276,11 @@ func (s *Store) AppendArchives(ctx context.Context, entries ...store.ArchiveEntr
 }
 
 // QueryArchive implements store.Archive. Start, End, AfterID and BeforeID
-// become the bounds of one iterator, so a page costs one or two id lookups,
-// one seek and Max steps whatever the archive's size; Last pages walk
-// backwards from the upper bound. With walks the with index and reads each
-// message by point lookup, all from one snapshot.
+// become the bounds of one iterator, so a page costs one or two id lookups
+// (archivePosOf: a point read each, two for an id that carries a position
+// but was indexed), one seek and Max steps whatever the archive's size;
+// Last pages walk backwards from the upper bound. With walks the with
+// index and reads each message by point lookup, all from one snapshot.
 //
 // Count is exact when the page holds the whole matching range (no AfterID or
 // BeforeID, and Complete), and -1 otherwise: an exact count of a large
@@ -286,11 +344,11 @@ func queryArchive(r pebble.Reader, owner string, q store.ArchiveQuery) (store.Ar
 		if b.id == "" {
 			continue
 		}
-		pos, ok, err := get(r, archiveIDKey(owner, b.id))
+		pos, ok, err := archivePosOf(r, owner, b.id)
 		if err != nil {
 			return store.ArchivePage{}, err
 		}
-		if !ok || len(pos) != posLen {
+		if !ok {
 			return store.ArchivePage{}, fmt.Errorf("archive id %q: %w", b.id, store.ErrNotFound)
 		}
 		if b.after {
@@ -480,9 +538,10 @@ const archiveExpireBatch = 1024
 // owner's expired messages are the head of its range: the walk reads those
 // (their values name the index keys to delete) and then seeks past the
 // owner. An hourly run costs one seek per owner with an archive plus one
-// step and three deletions per expired message, and no reads of messages it
-// keeps. Deletions are not fsynced: one lost in a crash is deleted again on
-// the next run.
+// step and up to three deletions per expired message (no id index
+// deletion for an id that carries its position), and no reads of messages
+// it keeps. Deletions are not fsynced: one lost in a crash is deleted
+// again on the next run.
 func (s *Store) ExpireArchive(ctx context.Context, before time.Time) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -543,12 +602,10 @@ func expireArchive(ctx context.Context, db *pebble.DB, before time.Time) (int, e
 		if err != nil {
 			return n, fmt.Errorf("archive key %q: %w", k, err)
 		}
-		errs := []error{b.Delete(k, nil), b.Delete(archiveIDKey(owner, id), nil)}
-		if with != "" {
-			errs = append(errs, b.Delete(append(archivePrefix(tagArchiveWith, owner, with), pos...), nil))
-		}
-		if err := errors.Join(errs...); err != nil {
-			return n, err
+		for _, dk := range archiveMessageKeys(owner, pos, id, with) {
+			if err := b.Delete(dk, nil); err != nil {
+				return n, err
+			}
 		}
 		if pending++; pending >= archiveExpireBatch {
 			if err := commit(); err != nil {

@@ -1,6 +1,8 @@
 package pebble
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -189,4 +191,77 @@ func BenchmarkArchiveExpireIdle(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/owners, "ns/owner")
+}
+
+// BenchmarkArchiveRoutedCopies measures AppendArchives of a routed chat
+// message's two copies (the recipient's and the sender's, one batch)
+// among 2,000 users, with ids that carry their position (the router's
+// default, store.NewArchiveID: two keys per copy) and with UUIDs (three
+// keys per copy: the id index entry too). Each sub-benchmark has a fresh
+// store. cpu-ns/op is the process's CPU time per message, with the flush
+// of what the run wrote (and whatever compaction ran meanwhile): on a
+// shared machine it is steadier than ns/op. Run the two alternately with
+// a fixed count, and compare medians:
+//
+//	for i in 1 2 3 4 5 6; do for v in PositionIDs UUIDs; do
+//	  go test -run '^$' -bench "BenchmarkArchiveRoutedCopies/$v" -benchtime 60000x ./internal/store/pebble/
+//	done; done
+func BenchmarkArchiveRoutedCopies(b *testing.B) {
+	const users = 2000
+	names := make([]string, users)
+	for i := range names {
+		names[i] = fmt.Sprintf("user%04d", i)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	stanzas := make([][]byte, 64)
+	for i := range stanzas {
+		stanzas[i] = archiveStanza(r, i, "user0001@example.org")
+	}
+	// uuid makes a random version 4 UUID as cheaply as NewArchiveID makes
+	// its ids, so that the two runs differ in the store only.
+	uuid := func() string {
+		var u [16]byte
+		binary.LittleEndian.PutUint64(u[:], r.Uint64())
+		binary.LittleEndian.PutUint64(u[8:], r.Uint64())
+		u[6] = u[6]&0x0f | 0x40
+		u[8] = u[8]&0x3f | 0x80
+		h := hex.EncodeToString(u[:])
+		return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+	}
+	for _, c := range []struct {
+		name string
+		ids  func(now time.Time) (string, string, time.Time)
+	}{
+		{"PositionIDs", func(now time.Time) (string, string, time.Time) {
+			// As mam archives them: at the time the id carries.
+			id1, id2 := store.NewArchiveID(now), store.NewArchiveID(now)
+			p, _ := store.ParseArchiveID(id1)
+			return id1, id2, p.Time()
+		}},
+		{"UUIDs", func(now time.Time) (string, string, time.Time) { return uuid(), uuid(), now }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			s := openTest(b, Options{Durability: DurabilityOS})
+			b.Cleanup(func() { _ = s.Close() })
+			ctx := b.Context()
+			i := 0
+			cpu0 := cpuTime()
+			for b.Loop() {
+				to, from := names[i%users], names[(i*7+1)%users]
+				id1, id2, at := c.ids(time.Now())
+				st := stanzas[i%len(stanzas)]
+				err := s.AppendArchives(ctx,
+					store.ArchiveEntry{Owner: to, Message: store.ArchivedMessage{ID: id1, Time: at, With: from + "@example.org", Stanza: st}},
+					store.ArchiveEntry{Owner: from, Message: store.ArchivedMessage{ID: id2, Time: at, With: to + "@example.org", Stanza: st}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			if err := s.db.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+	}
 }

@@ -3,8 +3,11 @@ package pebble
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/parley-im/parley/internal/store"
 	"github.com/parley-im/parley/internal/store/storetest"
@@ -128,5 +131,252 @@ func TestPosOrder(t *testing.T) {
 			t.Fatalf("pos of %v does not sort after the one of %v", tm, times[i-1])
 		}
 		prev = p
+	}
+}
+
+// countKeys counts the live keys that start with prefix.
+func countKeys(t testing.TB, s *Store, prefix string) int {
+	t.Helper()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte(prefix), UpperBound: append([]byte(prefix), 0xff)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	if err := it.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestArchivePositionIDKeys checks which appends write an id index entry:
+// none for an id that carries the position of the message's time, one for
+// any other id, and that expiry leaves no key of either behind.
+func TestArchivePositionIDKeys(t *testing.T) {
+	s := openTest(t, Options{Durability: DurabilityOS})
+	defer s.Close()
+	ctx := t.Context()
+	keys := func() [3]int {
+		return [3]int{countKeys(t, s, tagArchive), countKeys(t, s, tagArchiveID), countKeys(t, s, tagArchiveWith)}
+	}
+	want := func(what string, w [3]int) {
+		t.Helper()
+		if got := keys(); got != w {
+			t.Fatalf("%s: %d message, %d id index, %d with index keys; want %v", what, got[0], got[1], got[2], w)
+		}
+	}
+	// A routed message's two copies, as mam archives them: the time is
+	// the one the id carries.
+	copies := func(id1, id2 string, tm time.Time) {
+		t.Helper()
+		err := s.AppendArchives(ctx,
+			store.ArchiveEntry{Owner: "bob", Message: store.ArchivedMessage{ID: id1, Time: tm, With: "alice@x", Stanza: []byte("<m/>")}},
+			store.ArchiveEntry{Owner: "alice", Message: store.ArchivedMessage{ID: id2, Time: tm, With: "bob@x", Stanza: []byte("<m/>")}})
+		if err != nil {
+			t.Fatalf("AppendArchives: %v", err)
+		}
+	}
+	var posIDs, otherIDs []string
+	tm := at0
+	p1, _ := store.ParseArchiveID(store.NewArchiveID(tm))
+	id1, id2 := store.FormatArchiveID(p1), store.NewArchiveID(tm)
+	copies(id1, id2, tm)
+	posIDs = append(posIDs, id1, id2)
+	want("position ids", [3]int{2, 0, 2})
+
+	copies("6ba7b810-9dad-11d1-80b4-00c04fd430c8", "6ba7b811-9dad-11d1-80b4-00c04fd430c8", tm.Add(time.Second))
+	otherIDs = append(otherIDs, "6ba7b810-9dad-11d1-80b4-00c04fd430c8", "6ba7b811-9dad-11d1-80b4-00c04fd430c8")
+	want("UUIDs", [3]int{4, 2, 4})
+
+	// The same instant in another location, and a clock reading with a
+	// monotonic part, are the id's time.
+	now := time.Now()
+	idA, idB := store.NewArchiveID(tm.Add(2*time.Second)), store.NewArchiveID(now)
+	for _, m := range []store.ArchivedMessage{
+		{ID: idA, Time: tm.Add(2 * time.Second).In(time.FixedZone("x", -5*3600)), Stanza: []byte("<m/>")},
+		{ID: idB, Time: now, Stanza: []byte("<m/>")},
+	} {
+		if err := s.AppendArchive(ctx, "alice", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	posIDs = append(posIDs, idA, idB)
+	want("position ids in other clothes", [3]int{6, 2, 4})
+
+	// An id that carries a position, but not the one of the message's
+	// time, is indexed.
+	late := store.NewArchiveID(tm.Add(time.Hour))
+	if err := s.AppendArchive(ctx, "alice", store.ArchivedMessage{ID: late, Time: tm.Add(3 * time.Second), Stanza: []byte("<m/>")}); err != nil {
+		t.Fatal(err)
+	}
+	otherIDs = append(otherIDs, late)
+	want("a position id of another time", [3]int{7, 3, 4})
+
+	p, err := s.QueryArchive(ctx, "alice", store.ArchiveQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAlice := []string{id2, "6ba7b811-9dad-11d1-80b4-00c04fd430c8", idA, late, idB}
+	if got := ids(p.Items); !slices.Equal(got, wantAlice) {
+		t.Fatalf("alice's archive %q, want %q", got, wantAlice)
+	}
+	for i, id := range wantAlice {
+		p, err := s.QueryArchive(ctx, "alice", store.ArchiveQuery{AfterID: id, Max: 1})
+		if err != nil || len(p.Items) != min(1, len(wantAlice)-i-1) || len(p.Items) == 1 && p.Items[0].ID != wantAlice[i+1] {
+			t.Fatalf("page after %q: %q, %v", id, ids(p.Items), err)
+		}
+	}
+
+	// Expiry leaves nothing of either kind.
+	n, err := s.ExpireArchive(ctx, now.Add(time.Second))
+	if err != nil || n != 7 {
+		t.Fatalf("ExpireArchive = %d, %v; want 7", n, err)
+	}
+	want("after expiry", [3]int{0, 0, 0})
+	for _, id := range append(posIDs, otherIDs...) {
+		for _, owner := range []string{"alice", "bob"} {
+			if _, err := s.QueryArchive(ctx, owner, store.ArchiveQuery{AfterID: id}); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("%s: after expired id %q: %v", owner, id, err)
+			}
+		}
+	}
+}
+
+func ids(ms []store.ArchivedMessage) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.ID
+	}
+	return out
+}
+
+// TestArchivePositionIDMismatch covers an id that carries the position of
+// a message with another id (which only an index-path message whose own
+// position happens to be that one can be): the lookup checks the id in
+// the value, and then falls back to the index.
+func TestArchivePositionIDMismatch(t *testing.T) {
+	s := openTest(t, Options{Durability: DurabilityOS})
+	defer s.Close()
+	ctx := t.Context()
+	pos := store.MakeArchivePos(at0, 42)
+	posID := store.FormatArchiveID(pos)
+	put := func(k, v []byte) {
+		t.Helper()
+		if err := s.db.Set(k, v, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// "other" lives at pos, through the index.
+	put(append(archivePrefix(tagArchive, "alice", ""), pos[:]...), encodeArchived(store.ArchivedMessage{ID: "other", Stanza: []byte("<m/>")}))
+	put(archiveIDKey("alice", "other"), pos[:])
+	for _, q := range []store.ArchiveQuery{{AfterID: posID}, {BeforeID: posID}} {
+		if _, err := s.QueryArchive(ctx, "alice", q); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("QueryArchive(%+v) with another message at the id's position: %v", q, err)
+		}
+	}
+	if p, err := s.QueryArchive(ctx, "alice", store.ArchiveQuery{BeforeID: "other"}); err != nil || len(p.Items) != 0 || !p.Complete {
+		t.Fatalf("before other: %+v, %v", p, err)
+	}
+	// posID itself stored later, through the index (its time was not the
+	// message's): found there.
+	m := store.ArchivedMessage{ID: posID, Time: at0.Add(time.Second), Stanza: []byte("<m/>")}
+	if err := s.AppendArchive(ctx, "alice", m); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.QueryArchive(ctx, "alice", store.ArchiveQuery{AfterID: "other"})
+	if err != nil || !slices.Equal(ids(p.Items), []string{posID}) {
+		t.Fatalf("after other: %q, %v", ids(p.Items), err)
+	}
+	p, err = s.QueryArchive(ctx, "alice", store.ArchiveQuery{BeforeID: posID})
+	if err != nil || !slices.Equal(ids(p.Items), []string{"other"}) {
+		t.Fatalf("before %q: %q, %v", posID, ids(p.Items), err)
+	}
+	// A damaged value at the id's position is an error, not a miss.
+	put(append(archivePrefix(tagArchive, "alice", ""), pos[:]...), []byte{formatV1, 200})
+	if _, err := s.QueryArchive(ctx, "alice", store.ArchiveQuery{AfterID: posID}); !errors.Is(err, errCorrupt) {
+		t.Fatalf("after an id whose position holds a damaged value: %v", err)
+	}
+}
+
+// TestArchivePositionIDDeleteAccount checks that deleting an account takes
+// its archive of both kinds of ids and leaves another's alone.
+func TestArchivePositionIDDeleteAccount(t *testing.T) {
+	s := openTest(t, Options{Durability: DurabilityOS})
+	defer s.Close()
+	ctx := t.Context()
+	owned := map[string][]string{}
+	for _, u := range []string{"alice", "bob"} {
+		if err := s.CreateAccount(ctx, store.Account{Username: u}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 6 {
+			tm := at0.Add(time.Duration(i) * time.Second)
+			id := fmt.Sprintf("%s-%d", u, i)
+			if i%2 == 0 {
+				id = store.NewArchiveID(tm)
+			}
+			owned[u] = append(owned[u], id)
+			if err := s.AppendArchive(ctx, u, store.ArchivedMessage{ID: id, Time: tm, With: "w@x", Stanza: []byte("<m/>")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n := countKeys(t, s, tagArchiveID); n != 6 {
+		t.Fatalf("%d id index keys, want 6 (3 per owner)", n)
+	}
+	if err := s.DeleteAccount(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range []string{tagArchive, tagArchiveID, tagArchiveWith} {
+		lo, _ := userPrefix(tag, "alice")
+		if n := countKeys(t, s, string(lo)); n != 0 {
+			t.Fatalf("%d keys under %q after DeleteAccount", n, lo)
+		}
+	}
+	for _, id := range owned["alice"] {
+		if _, err := s.QueryArchive(ctx, "alice", store.ArchiveQuery{AfterID: id}); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("after %q of a deleted account: %v", id, err)
+		}
+	}
+	for i, id := range owned["bob"] {
+		p, err := s.QueryArchive(ctx, "bob", store.ArchiveQuery{BeforeID: id, With: "w@x"})
+		if err != nil || !slices.Equal(ids(p.Items), owned["bob"][:i]) {
+			t.Fatalf("bob's page before %q: %q, %v", id, ids(p.Items), err)
+		}
+	}
+}
+
+// TestArchiveMessageKeys checks the keys expiry deletes for one message:
+// no id index key for an id that carries the message's position (deleting
+// a key that was never written would still write a tombstone).
+func TestArchiveMessageKeys(t *testing.T) {
+	pos := store.MakeArchivePos(at0, 9)
+	posID := store.FormatArchiveID(pos)
+	other := store.MakeArchivePos(at0, 10)
+	msg := func(p store.ArchivePos) string {
+		return string(append(archivePrefix(tagArchive, "alice", ""), p[:]...))
+	}
+	with := func(p store.ArchivePos) string {
+		return string(append(archivePrefix(tagArchiveWith, "alice", "w@x"), p[:]...))
+	}
+	for _, c := range []struct {
+		pos      store.ArchivePos
+		id, with string
+		want     []string
+	}{
+		{pos, posID, "w@x", []string{msg(pos), with(pos)}},
+		{pos, posID, "", []string{msg(pos)}},
+		{other, posID, "w@x", []string{msg(other), string(archiveIDKey("alice", posID)), with(other)}},
+		{pos, "uuid", "", []string{msg(pos), string(archiveIDKey("alice", "uuid"))}},
+	} {
+		var got []string
+		for _, k := range archiveMessageKeys("alice", c.pos[:], c.id, c.with) {
+			got = append(got, string(k))
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("keys of %q at %x with %q:\n got %q\nwant %q", c.id, c.pos, c.with, got, c.want)
+		}
 	}
 }

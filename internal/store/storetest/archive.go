@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -80,6 +81,47 @@ func idRange(from, to, step int) []string {
 	var out []string
 	for i := from; i < to; i += step {
 		out = append(out, fmt.Sprintf("id%d", i))
+	}
+	return out
+}
+
+// mixedArchive appends n messages to owner's archive, message i archived i
+// seconds after t0: even ones under ids that carry their position
+// (store.NewArchiveID, as the router makes them), odd ones under other ids
+// ("id<i>"), and message 5 under an id that carries a position but not the
+// one of its own time (the id of a message made an hour later). Messages
+// divisible by 3 are with "three@x", the others with "other@x". It
+// returns the messages in archive order.
+func mixedArchive(t *testing.T, a store.Archive, owner string, n int) []store.ArchivedMessage {
+	t.Helper()
+	ms := make([]store.ArchivedMessage, n)
+	for i := range n {
+		m := archived(i, "other@x")
+		if i%3 == 0 {
+			m.With = "three@x"
+		}
+		switch {
+		case i == 5:
+			m.ID = store.NewArchiveID(m.Time.Add(time.Hour))
+		case i%2 == 0:
+			m.ID = store.NewArchiveID(m.Time)
+		}
+		ms[i] = m
+	}
+	// A routed message's two copies go in one call; the order of the
+	// calls is not the archive order.
+	for _, i := range rand.Perm(n) {
+		check(t, "AppendArchives", a.AppendArchives(t.Context(), store.ArchiveEntry{Owner: owner, Message: ms[i]}))
+	}
+	return ms
+}
+
+func pick(ms []store.ArchivedMessage, keep func(i int) bool) []string {
+	var out []string
+	for i, m := range ms {
+		if keep(i) {
+			out = append(out, m.ID)
+		}
 	}
 	return out
 }
@@ -208,6 +250,121 @@ var archiveTests = []test{
 			_, err := a.QueryArchive(ctx, "alice", q)
 			wantErr(t, fmt.Sprintf("QueryArchive(%+v)", q), err, store.ErrNotFound)
 		}
+	}},
+	{"PositionIDs", func(t *testing.T, s store.Store) {
+		// Ids that carry their message's position (store.NewArchiveID),
+		// other ids, and a position id of another time, in one archive:
+		// every id bound finds its message, whatever its kind.
+		a := archiveOf(t, s)
+		ctx := t.Context()
+		const n = 14
+		ms := mixedArchive(t, a, "alice", n)
+		all := ids(ms)
+		p := queryPage(t, a, "alice", store.ArchiveQuery{}, all, true, n)
+		for i, m := range p.Items {
+			if !m.Time.Equal(ms[i].Time) || m.With != ms[i].With || !bytes.Equal(m.Stanza, ms[i].Stanza) {
+				t.Fatalf("item %d:\n got %+v\nwant %+v", i, m, ms[i])
+			}
+		}
+		for i, id := range all {
+			queryPage(t, a, "alice", store.ArchiveQuery{AfterID: id}, all[i+1:], true, n)
+			queryPage(t, a, "alice", store.ArchiveQuery{BeforeID: id}, all[:i], true, n)
+			queryPage(t, a, "alice", store.ArchiveQuery{BeforeID: id, Max: 2, Last: true}, all[max(0, i-2):i], i <= 2, n)
+			if i+3 < n {
+				queryPage(t, a, "alice", store.ArchiveQuery{AfterID: id, BeforeID: all[i+3]}, all[i+1:i+3], true, n)
+			}
+		}
+		// Paging both ways, with pages that start and end on both kinds.
+		for _, max := range []int{1, 2, 3, 5} {
+			var got []string
+			after := ""
+			for {
+				p, err := a.QueryArchive(ctx, "alice", store.ArchiveQuery{AfterID: after, Max: max})
+				check(t, "QueryArchive", err)
+				got = append(got, ids(p.Items)...)
+				if p.Complete {
+					break
+				}
+				after = p.Items[len(p.Items)-1].ID
+			}
+			if !slices.Equal(got, all) {
+				t.Fatalf("forward pages of %d: %v, want %v", max, got, all)
+			}
+			got = nil
+			before := ""
+			for {
+				p, err := a.QueryArchive(ctx, "alice", store.ArchiveQuery{BeforeID: before, Max: max, Last: true})
+				check(t, "QueryArchive", err)
+				got = append(ids(p.Items), got...)
+				if p.Complete {
+					break
+				}
+				before = p.Items[0].ID
+			}
+			if !slices.Equal(got, all) {
+				t.Fatalf("backward pages of %d: %v, want %v", max, got, all)
+			}
+		}
+		// With-filtered pages, bounded by ids of both kinds (the bound's own
+		// message need not match the filter).
+		three := pick(ms, func(i int) bool { return i%3 == 0 })
+		queryPage(t, a, "alice", store.ArchiveQuery{With: "three@x"}, three, true, len(three))
+		queryPage(t, a, "alice", store.ArchiveQuery{With: "three@x", AfterID: all[4]}, pick(ms, func(i int) bool { return i%3 == 0 && i > 4 }), true, len(three))
+		queryPage(t, a, "alice", store.ArchiveQuery{With: "three@x", AfterID: all[5]}, pick(ms, func(i int) bool { return i%3 == 0 && i > 5 }), true, len(three))
+		queryPage(t, a, "alice", store.ArchiveQuery{With: "three@x", AfterID: all[3], Max: 2}, []string{all[6], all[9]}, false, len(three))
+		queryPage(t, a, "alice", store.ArchiveQuery{With: "other@x", BeforeID: all[10], Max: 3, Last: true}, []string{all[5], all[7], all[8]}, false, 9)
+		// Start, End and Last.
+		sec := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Second) }
+		queryPage(t, a, "alice", store.ArchiveQuery{Start: sec(4), End: sec(6)}, all[4:7], true, 3)
+		queryPage(t, a, "alice", store.ArchiveQuery{Start: sec(4), End: sec(6), AfterID: all[4]}, all[5:7], true, 3)
+		queryPage(t, a, "alice", store.ArchiveQuery{Max: 3, Last: true}, all[n-3:], false, n)
+		// An id that carries a position but is not in this archive, at a
+		// time with or without a message, and ids of another archive.
+		check(t, "AppendArchive", a.AppendArchive(ctx, "bob", store.ArchivedMessage{ID: store.NewArchiveID(sec(20)), Time: sec(20), Stanza: []byte("b")}))
+		bobs, err := a.QueryArchive(ctx, "bob", store.ArchiveQuery{})
+		check(t, "QueryArchive bob", err)
+		for _, id := range []string{
+			store.NewArchiveID(sec(2)), store.NewArchiveID(sec(100)), store.NewArchiveID(ms[5].Time),
+			bobs.Items[0].ID, strings.ToUpper(all[0]), all[0][:31],
+		} {
+			for _, q := range []store.ArchiveQuery{{AfterID: id}, {BeforeID: id, Last: true}, {AfterID: all[1], BeforeID: id}} {
+				_, err := a.QueryArchive(ctx, "alice", q)
+				wantErr(t, fmt.Sprintf("QueryArchive(%+v)", q), err, store.ErrNotFound)
+			}
+		}
+		queryPage(t, a, "bob", store.ArchiveQuery{AfterID: bobs.Items[0].ID}, nil, true, 1)
+
+		// Expiry takes both kinds, their ids and their with entries.
+		nx, err := a.ExpireArchive(ctx, sec(6))
+		check(t, "ExpireArchive", err)
+		if nx != 6 {
+			t.Fatalf("ExpireArchive = %d, want 6", nx)
+		}
+		queryPage(t, a, "alice", store.ArchiveQuery{}, all[6:], true, n-6)
+		queryPage(t, a, "alice", store.ArchiveQuery{With: "three@x"}, pick(ms, func(i int) bool { return i%3 == 0 && i >= 6 }), true, 3)
+		for _, id := range all[:6] {
+			_, err := a.QueryArchive(ctx, "alice", store.ArchiveQuery{AfterID: id})
+			wantErr(t, "QueryArchive after an expired id", err, store.ErrNotFound)
+		}
+		queryPage(t, a, "alice", store.ArchiveQuery{AfterID: all[6], Max: 1}, all[7:8], false, n-6)
+		queryPage(t, a, "alice", store.ArchiveQuery{AfterID: all[7], Max: 1}, all[8:9], false, n-6)
+
+		// Deletion takes the rest.
+		check(t, "DeleteArchive", a.DeleteArchive(ctx, "alice"))
+		queryPage(t, a, "alice", store.ArchiveQuery{}, nil, true, 0)
+		queryPage(t, a, "alice", store.ArchiveQuery{With: "three@x"}, nil, true, 0)
+		for _, id := range all[6:] {
+			_, err := a.QueryArchive(ctx, "alice", store.ArchiveQuery{BeforeID: id})
+			wantErr(t, "QueryArchive before a deleted id", err, store.ErrNotFound)
+		}
+		queryPage(t, a, "bob", store.ArchiveQuery{}, ids(bobs.Items), true, 1)
+		// The ids are free again.
+		for _, m := range ms {
+			check(t, "AppendArchive after delete", a.AppendArchive(ctx, "alice", m))
+		}
+		queryPage(t, a, "alice", store.ArchiveQuery{}, all, true, n)
+		queryPage(t, a, "alice", store.ArchiveQuery{AfterID: all[11]}, all[12:], true, n)
+		queryPage(t, a, "alice", store.ArchiveQuery{AfterID: all[4], BeforeID: all[6]}, all[5:6], true, n)
 	}},
 	{"PagingForward", func(t *testing.T, s store.Store) {
 		// RSM forward paging: Max and AfterID of the last item, to the end.
@@ -426,10 +583,15 @@ func RunArchivePersistent(t *testing.T, open func(dir string) (store.Store, erro
 		t.Parallel()
 		r := reopener{t: t, dir: t.TempDir(), open: open}
 		ctx := t.Context()
+		posTime := t0.Add(time.Minute)
+		posID := store.NewArchiveID(posTime)
 		r.do(func(s store.Store) {
 			a := archiveOf(t, s)
 			fillArchive(t, a, "alice", 6)
 			fillArchive(t, a, "r@conference.x", 2)
+			// An id that carries its position, which has no id index.
+			check(t, "AppendArchive", a.AppendArchive(ctx, "bob", store.ArchivedMessage{ID: posID, Time: posTime, Stanza: []byte("p")}))
+			check(t, "AppendArchive", a.AppendArchive(ctx, "bob", store.ArchivedMessage{ID: "after", Time: posTime.Add(time.Second), Stanza: []byte("a")}))
 			check(t, "SetArchivePrefs", a.SetArchivePrefs(ctx, "alice", store.ArchivePrefs{Default: "roster", Never: []string{"n@x"}}))
 		})
 		r.do(func(s store.Store) {
@@ -437,6 +599,8 @@ func RunArchivePersistent(t *testing.T, open func(dir string) (store.Store, erro
 			queryPage(t, a, "alice", store.ArchiveQuery{}, idRange(0, 6, 1), true, 6)
 			queryPage(t, a, "alice", store.ArchiveQuery{With: "odd@x", AfterID: "id1"}, []string{"id3", "id5"}, true, 3)
 			queryPage(t, a, "r@conference.x", store.ArchiveQuery{}, idRange(0, 2, 1), true, 2)
+			queryPage(t, a, "bob", store.ArchiveQuery{AfterID: posID}, []string{"after"}, true, 2)
+			queryPage(t, a, "bob", store.ArchiveQuery{BeforeID: "after"}, []string{posID}, true, 2)
 			p, err := a.GetArchivePrefs(ctx, "alice")
 			check(t, "GetArchivePrefs", err)
 			if p.Default != "roster" || !slices.Equal(p.Never, []string{"n@x"}) || len(p.Always) != 0 {
