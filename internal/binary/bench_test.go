@@ -12,6 +12,7 @@ var benchStanzas = []struct {
 	xml  string
 }{
 	{"Chat", chatXML},
+	{"ChatStamped", chatStampedXML}, // with a server archive id (B32H)
 	{"Receipt", receiptXML},
 	{"Presence", presenceXML},
 }

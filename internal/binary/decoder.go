@@ -568,7 +568,7 @@ func (s *scan) value(aliasOK, isID bool) error {
 		}
 		n = 36
 		s.arena += n
-	case m == vHex || m == vHexUpper || m == vB64:
+	case m == vHex || m == vHexUpper || m == vB64 || m == vB32H:
 		k, err := s.r.count(len(s.r.b) - s.r.p)
 		if err != nil {
 			return err
@@ -579,9 +579,12 @@ func (s *scan) value(aliasOK, isID bool) error {
 		if _, err := s.r.bytes(k); err != nil {
 			return err
 		}
-		if m == vB64 {
+		switch m {
+		case vB64:
 			n = b64StringLen(k)
-		} else {
+		case vB32H:
+			n = b32hStringLen(k)
+		default:
 			n = 2 * k
 		}
 		s.arena += n
@@ -943,6 +946,8 @@ func (b *build) value() (string, error) {
 		b.arena = appendHexString(b.arena, b.str(), m == vHexUpper)
 	case vB64:
 		b.arena = appendB64String(b.arena, b.str())
+	case vB32H:
+		b.arena = appendB32HString(b.arena, b.str())
 	case vTime:
 		unix := unzigzag(b.uvarint())
 		f := int(b.byte())
@@ -1147,7 +1152,7 @@ func (d *decoder) openValue(r *reader) (string, error) {
 			return "", err
 		}
 		out = appendUUIDString(nil, b, m == vUUIDUpper)
-	case m == vHex || m == vHexUpper || m == vB64:
+	case m == vHex || m == vHexUpper || m == vB64 || m == vB32H:
 		b, err := r.str()
 		if err != nil {
 			return "", err
@@ -1155,9 +1160,12 @@ func (d *decoder) openValue(r *reader) (string, error) {
 		if len(b) == 0 {
 			return "", errEmpty()
 		}
-		if m == vB64 {
+		switch m {
+		case vB64:
 			out = appendB64String(nil, b)
-		} else {
+		case vB32H:
+			out = appendB32HString(nil, b)
+		default:
 			out = appendHexString(nil, b, m == vHexUpper)
 		}
 	case m == vTime:

@@ -5,11 +5,12 @@
 // so the server routes between XML and binary clients unchanged. A stanza
 // is one length-prefixed frame; element and attribute names known to a
 // static, versioned dictionary are one-byte tokens keyed on the qualified
-// name (so xmlns disappears); values that are integers, UUIDs, hex, base64,
-// date-times or JIDs travel in binary form; and each direction keeps a small
-// alias table for the JIDs of top-level from and to. Nothing else is
-// remembered between stanzas, and text is never tokenised: the encoding has
-// no compression oracle.
+// name (so xmlns disappears); values that are integers, UUIDs, hex,
+// base32hex (the server's archive ids), base64, date-times or JIDs travel
+// in binary form; and each direction keeps a small alias table for the
+// JIDs of top-level from and to. Nothing else is remembered between
+// stanzas, and text is never tokenised: the encoding has no compression
+// oracle.
 //
 // A Codec serves one connection in one role (Server or Client). Its
 // decoder half (Feed, Next, Reset) is push-fed and incremental, enforces

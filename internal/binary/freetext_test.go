@@ -23,6 +23,7 @@ var probeBodies = []string{
 	"http://conversations.im",
 	"1234567890",
 	"deadbeef",
+	archiveID,
 	"q07IKJEyjvHSyhy//CH0CxmKi8w=",
 	"2024-03-09T16:44:02Z",
 	"<message to='bob@example.com'/>",
@@ -89,7 +90,7 @@ func TestBodyIndependence(t *testing.T) {
 // attributes of the text class (roster names, nicks).
 func TestTextNeverTyped(t *testing.T) {
 	p := newPair(t, Options{}, Options{})
-	for _, v := range []string{"chat", "1234", msgID, "deadbeef", "AAAA", "2024-03-09T16:44:02Z", "bob@example.com"} {
+	for _, v := range []string{"chat", "1234", msgID, "deadbeef", archiveID, "AAAA", "2024-03-09T16:44:02Z", "bob@example.com"} {
 		item := stanza.New("item", nsRoster).SetAttr("jid", "bob@example.com").SetAttr("name", v)
 		b, _ := p.s2c(t, stanza.New("query", nsRoster).Append(item))
 		if !bytes.Contains(b, cat([]byte{byte(anameToken + std.attrIdx["name"]), vRaw}, str(v))) {

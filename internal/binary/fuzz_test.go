@@ -28,6 +28,15 @@ func FuzzDecoder(f *testing.F) {
 	cliOpen := NewCodec(Options{Role: Client}).AppendOpen(nil, clientHeader)
 	f.Add(append([]byte{0x00}, append(cliOpen, frame(tR)...)...))
 	f.Add(append([]byte{0x04}, append(cliOpen, frame(tMessage, 0x01, aTo, vAliasDef|jidLocal, 1, 'a')...)...))
+	// B32H at the edges the corpus seeds do not reach: in the server's
+	// open, empty, cut short, and expanding past the small limits.
+	srvOpen := NewCodec(Options{Role: Server}).AppendOpen(nil, Header{From: domain, ID: archiveID})
+	f.Add(append([]byte{0x01}, append(srvOpen, frame(tMessage, 0x01, aID, vB32H, 1, 0xff)...)...))
+	f.Add(append([]byte{0x00}, append(cliOpen, frame(tMessage, 0x02, aID, vB32H, 3, 1, 2, 3, aID, vBackref, 0)...)...))
+	f.Add(append([]byte{0x00}, append(cliOpen, frame(tMessage, 0x01, aID, vB32H, 0)...)...))
+	f.Add(append([]byte{0x00}, append(cliOpen, frame(tMessage, 0x01, aID, vB32H, 5, 1, 2)...)...))
+	big := append([]byte{tMessage, 0x01, aID, vB32H}, appendUvarint(nil, 1270)...)
+	f.Add(append([]byte{0x02}, append(cliOpen, frame(append(big, make([]byte, 1270)...)...)...)...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) == 0 {
 			return

@@ -238,6 +238,89 @@ func appendB64String(dst, b []byte) []byte {
 	return dst
 }
 
+// b32hAlphabet is RFC 4648 §7 base32hex in lower case, the alphabet of
+// the server's archive ids (store.NewArchiveID).
+const b32hAlphabet = "0123456789abcdefghijklmnopqrstuv"
+
+var b32hValue = func() (t [256]int8) {
+	for i := range t {
+		t[i] = -1
+	}
+	for i := range len(b32hAlphabet) {
+		t[b32hAlphabet[i]] = int8(i)
+	}
+	return t
+}()
+
+// b32hLen returns the byte count of s if s is exactly what
+// appendB32HString writes for those bytes, else -1. That rules out upper
+// case, padding, lengths no byte count gives (8 digits carry 5 bytes, and
+// 1–4 bytes take 2, 4, 5 or 7 digits) and non-zero bits in the last digit
+// beyond the last byte: without these a decoder could not give s back.
+func b32hLen(s string) int {
+	if r := len(s) % 8; len(s) == 0 || r == 1 || r == 3 || r == 6 {
+		return -1
+	}
+	for i := 0; i < len(s); i++ {
+		if b32hValue[s[i]] < 0 {
+			return -1
+		}
+	}
+	n := len(s) * 5 / 8
+	if unused := len(s)*5 - n*8; b32hValue[s[len(s)-1]]&(1<<unused-1) != 0 {
+		return -1
+	}
+	return n
+}
+
+// appendB32HBytes decodes s, which b32hLen accepted. Whole groups of 8
+// digits are 40 bits, 5 bytes, so they need no bit buffer across groups.
+func appendB32HBytes(dst []byte, s string) []byte {
+	for ; len(s) >= 8; s = s[8:] {
+		var v uint64
+		for i := range 8 {
+			v = v<<5 | uint64(b32hValue[s[i]])
+		}
+		dst = append(dst, byte(v>>32), byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+	}
+	if len(s) > 0 {
+		var v uint64
+		for i := range len(s) {
+			v = v<<5 | uint64(b32hValue[s[i]])
+		}
+		n := len(s) * 5 / 8
+		v >>= len(s)*5 - n*8 // the zero bits beyond the last byte
+		for i := n - 1; i >= 0; i-- {
+			dst = append(dst, byte(v>>(8*i)))
+		}
+	}
+	return dst
+}
+
+// b32hStringLen is the length of the base32hex form of n bytes.
+func b32hStringLen(n int) int { return (n*8 + 4) / 5 }
+
+func appendB32HString(dst, b []byte) []byte {
+	for ; len(b) >= 5; b = b[5:] {
+		v := uint64(b[0])<<32 | uint64(b[1])<<24 | uint64(b[2])<<16 | uint64(b[3])<<8 | uint64(b[4])
+		dst = append(dst,
+			b32hAlphabet[v>>35], b32hAlphabet[v>>30&31], b32hAlphabet[v>>25&31], b32hAlphabet[v>>20&31],
+			b32hAlphabet[v>>15&31], b32hAlphabet[v>>10&31], b32hAlphabet[v>>5&31], b32hAlphabet[v&31])
+	}
+	if len(b) > 0 {
+		var v uint64
+		for _, c := range b {
+			v = v<<8 | uint64(c)
+		}
+		k := b32hStringLen(len(b))
+		v <<= 5*k - 8*len(b) // zero bits complete the last digit
+		for i := k - 1; i >= 0; i-- {
+			dst = append(dst, b32hAlphabet[v>>(5*i)&31])
+		}
+	}
+	return dst
+}
+
 // XEP-0082 date-times in UTC: YYYY-MM-DDThh:mm:ss[.f{1,9}]Z, years 0001 to
 // 9999, no leap seconds.
 

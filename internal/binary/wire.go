@@ -59,6 +59,7 @@ const (
 	vTokenExt  = 0x09 // uvarint(t-128): string token t
 	vAliasExt  = 0x0A // uvarint(i-32): alias i
 	vAliasSet  = 0x0B // uvarint i, flags byte, JID body: replaces alias i
+	vB32H      = 0x0C // uvarint n ≥ 1, n bytes, lowercase unpadded base32hex
 	vJID       = 0x10 // 0x10|flags, JID body
 	vAliasDef  = 0x20 // 0x20|flags, JID body: appended to the alias table
 	vSmallInt  = 0x30 // 0x30+n, n ≤ 47
