@@ -48,6 +48,9 @@ staticcheck ./...
 step "go test (unit, end-to-end with slixmpp)"
 go test -race -count=1 -timeout 20m ./...
 
+step "density guard (heap+stack per idle session; without the race detector, which changes allocation sizes)"
+go test -count=1 -timeout 10m -v ./test/density/ | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|per (idle )?session'
+
 step "fuzzing each target for $FUZZTIME"
 for pkg in $(go list ./...); do
 	dir=$(go list -f '{{.Dir}}' "$pkg")
