@@ -1,10 +1,13 @@
 package muc
 
 import (
+	"context"
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
+	"github.com/parley-im/parley/internal/store"
 	"github.com/parley-im/parley/stanza"
 )
 
@@ -96,5 +99,60 @@ func TestMAMOnRoomWithPaging(t *testing.T) {
 	b5, _, _ := mamQuery(t, bob, "team", "p5", rsmMax(10))
 	if !slices.Equal(b5, []string{"msg0", "msg1", "msg2", "msg3", "msg4"}) {
 		t.Errorf("after restart: %v", b5)
+	}
+}
+
+// TestRoomArchiveIDsCarryPosition: with the default IDGen a room's stanza
+// ids are archive ids that carry their position (store.NewArchiveID), the
+// room archives each message at the time its id carries, so that the store
+// keys it by that position without an id index entry, and paging by those
+// ids works, across a restart too.
+func TestRoomArchiveIDsCarryPosition(t *testing.T) {
+	var e *env
+	e = newEnv(t, func(c *Config) {
+		c.IDGen = nil
+		// Every reading of the clock moves it, as a real clock does:
+		// the archive must take the id's time, not a later reading.
+		c.Now = func() time.Time {
+			e.clock.Advance(time.Microsecond)
+			return e.clock.Now()
+		}
+	})
+	alice := e.client("alice@localhost/phone")
+	alice.create("team", "Alice")
+	alice.configure("team", "muc#roomconfig_persistentroom", "1", "muc#roomconfig_enablelogging", "1")
+	var sids []string
+	for i := range 3 {
+		e.clock.Advance(time.Second)
+		alice.send(groupchat("team", "a"+strconv.Itoa(i), "msg"+strconv.Itoa(i)))
+		m := only(t, alice.take())
+		sid := m.Child("stanza-id", stanza.NSStanzaID).Attr("id")
+		p, ok := store.ParseArchiveID(sid)
+		if !ok {
+			t.Fatalf("stanza id %q does not carry an archive position", sid)
+		}
+		if d := e.clock.Now().Sub(p.Time()); d < 0 || d > time.Millisecond {
+			t.Errorf("id %q carries %v, want the room's clock %v", sid, p.Time(), e.clock.Now())
+		}
+		sids = append(sids, sid)
+	}
+	page, err := e.st.QueryArchive(context.Background(), roomJID("team"), store.ArchiveQuery{AfterID: sids[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Items) != 2 || page.Items[0].ID != sids[1] || page.Items[1].ID != sids[2] {
+		t.Fatalf("after %s: %+v", sids[0], page.Items)
+	}
+	for i, it := range page.Items {
+		p, _ := store.ParseArchiveID(it.ID)
+		if !it.Time.Equal(p.Time()) {
+			t.Errorf("item %d archived at %v, its id carries %v", i, it.Time, p.Time())
+		}
+	}
+	e.restart()
+	bob := e.client("bob@localhost/pc") // the room is open: anyone may read its archive
+	b, _, _ := mamQuery(t, bob, "team", "p", rsmMax(10), stanza.New("after", nsRSM).AppendText(sids[1]))
+	if !slices.Equal(b, []string{"msg2"}) {
+		t.Errorf("after %s, after a restart: %v", sids[1], b)
 	}
 }

@@ -22,8 +22,6 @@ package muc
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -128,8 +126,8 @@ type Config struct {
 	// Answer (wired in mam.go).
 	MAM MAMAnswerer
 
-	// Now is the clock; nil uses time.Now. IDGen makes stanza ids; nil
-	// uses random UUIDs.
+	// Now is the clock; nil uses time.Now. IDGen makes stanza ids, which
+	// are also the room archive's ids; nil uses store.NewArchiveID of Now.
 	Now   func() time.Time
 	IDGen func() string
 }
@@ -208,7 +206,11 @@ func New(cfg Config) (*Service, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.IDGen == nil {
-		cfg.IDGen = newUUID
+		// Ids that carry their archive position: a logged room's
+		// archive then keeps no id index entry per message (see
+		// store.NewArchiveID and docs/archive.md).
+		now := cfg.Now
+		cfg.IDGen = func() string { return store.NewArchiveID(now()) }
 	}
 	if cfg.Defaults == nil {
 		def := DefaultRoomConfig()
@@ -522,14 +524,4 @@ func (s *Service) send(to jid.JID, el *stanza.Element) bool {
 	}
 	s.Stats.Delivered.Add(1)
 	return true
-}
-
-// newUUID returns a random RFC 4122 version 4 UUID.
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
