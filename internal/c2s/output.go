@@ -51,6 +51,21 @@ func (s *Session) sendOpts(el *stanza.Element, ack *router.Ack, enc func([]byte)
 		s.outMu.Unlock()
 		return true
 	}
+	if ack != nil {
+		if fromBacklog {
+			s.backlogSeen = max(s.backlogSeen, ack.Seq())
+		} else if ack.Seq() <= s.backlogSeen && !s.closing {
+			// The flush has already delivered it: its live delivery came
+			// after the flush had read it from the queue (the router
+			// queues, archives, then delivers) and after the backlog
+			// ended. A flush reads a gap-free prefix of the queue (no
+			// item above one still being committed), so every seq up to
+			// backlogSeen went out through it or earlier. The flush's own
+			// acknowledgement deletes the item.
+			s.outMu.Unlock()
+			return true
+		}
+	}
 	counted := s.sm.enabled && el != nil && el.IsStanza()
 	if s.sm.detached || s.broken {
 		// Detached, or about to be (the connection failed and the reader

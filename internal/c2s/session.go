@@ -173,6 +173,10 @@ type Session struct {
 	noResume   bool // ended on purpose (stream close, error, kick): no resumption
 	broken     bool // the connection failed: output is kept for resumption
 	backlog    bool // the router is flushing the queued backlog (see backlog.go)
+	// backlogSeen is the highest queue seq the backlog flush has handed
+	// to this session (backlog.go): a live delivery of an item at or
+	// below it is a duplicate.
+	backlogSeen uint64
 	// room is signalled when acks or writes free room; made by the first
 	// backlog flush that has to wait (backlog.go).
 	room      atomic.Pointer[chan struct{}]

@@ -25,17 +25,19 @@ const DefaultMaxUnacked = 4096
 type smState struct {
 	enabled   bool
 	resumable bool
+	detached  bool // connection lost, waiting for resumption
+	// Guarded by the Resumer's lock (beside the other flags: one word
+	// less per session than after unacked).
+	resumed   bool
 	id        string
 	in        uint32 // stanzas received from the client and handled
 	out       uint32 // stanzas sent to the client
 	acked     uint32 // the client's last acknowledged count
 	requested uint32 // out when we last sent <r/>
 	unacked   []unacked
-	detached  bool // connection lost, waiting for resumption
 	// Guarded by the Resumer's lock.
-	resumed bool
-	timer   *time.Timer
-	gone    chan struct{} // closed when the session detaches or ends; made by Resumer.register
+	timer *time.Timer
+	gone  chan struct{} // closed when the session detaches or ends; made by Resumer.register
 }
 
 type unacked struct {

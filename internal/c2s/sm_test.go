@@ -1140,3 +1140,45 @@ func TestSMConcurrentResume(t *testing.T) {
 		t.Fatalf("%d open connections hold the resumed session, want exactly 1", open)
 	}
 }
+
+// TestBacklogThenLateLiveDelivery: the router queues a message, archives
+// it, then delivers it live. If the recipient's session comes online in
+// between, its backlog flush reads the message from the queue and, once
+// the backlog has ended, the live delivery arrives too: the session must
+// not write it twice (seen as a duplicate by slixmpp in
+// test/e2e TestSMUnackedSurviveCrash). A later message still goes out live.
+func TestBacklogThenLateLiveDelivery(t *testing.T) {
+	t.Parallel()
+	e := newSMEnv(t, 0, 0)
+	alice := smOnline(e, "alice", "secret", "desk", true)
+	// Bob is offline: the message is queued (seq 1), as if its live
+	// delivery were still on its way.
+	alice.feed(chatTo("bob@example.com", "early"))
+	waitDepth(t, e, "bob", 1)
+
+	bob := smOnline(e, "bob", "hunter2", "phone", true)
+	got := bob.waitOutput("Offline Storage</delay></message>")
+	if !strings.Contains(got, "<body>early</body>") {
+		t.Fatalf("the backlog flush did not deliver the queued message: %q", got)
+	}
+	for deadline := time.Now().Add(waitFor); c2s.InBacklog(bob.s); yield() {
+		if time.Now().After(deadline) {
+			t.Fatal("the backlog flush did not end")
+		}
+	}
+	waitIdle(t, bob.s)
+	// The backlog has ended. The late live delivery of the same queue
+	// item:
+	late := stanza.New("message", stanza.NSClient).SetAttr("to", bobPhone).SetAttr("from", "alice@example.com/desk").
+		SetAttr("type", "chat").Append(stanza.New("body", stanza.NSClient).AppendText("early"))
+	if !bob.s.Deliver(late, e.r.NewAck("bob", 1, 1)) {
+		t.Fatal("Deliver of a message the backlog delivered reported failure")
+	}
+	// A newer live message goes out; the late duplicate must not be
+	// before it.
+	alice.feed(chatTo(bobPhone, "later"))
+	got = bob.waitOutput("<body>later</body>")
+	if strings.Contains(got, "early</body>") {
+		t.Fatalf("after the backlog bob got %q, want only the newer message", got)
+	}
+}

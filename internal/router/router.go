@@ -60,6 +60,22 @@ func (r *Router) newAck(user string, seq uint64, devices int) *Ack {
 	return a
 }
 
+// NewAck returns the acknowledgement of user's queue item seq that the
+// router expects from devices sessions. The router makes one for every
+// durable delivery; tests of Session implementations make their own.
+func (r *Router) NewAck(user string, seq uint64, devices int) *Ack {
+	return r.newAck(user, seq, devices)
+}
+
+// Seq is the queue sequence number of the acknowledged item: a user's
+// items are numbered from 1 up in the order they were queued.
+func (a *Ack) Seq() uint64 {
+	if a == nil {
+		return 0
+	}
+	return a.seq
+}
+
 // Done records one device's acknowledgement; the last one deletes the
 // queue entry. Each session that was handed the Ack calls Done at most once.
 func (a *Ack) Done() {
