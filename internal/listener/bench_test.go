@@ -2,13 +2,11 @@ package listener
 
 import (
 	"fmt"
-	"io"
 	"net"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/parley-im/parley/internal/benchutil"
 )
 
 // echoSession writes back whatever it is fed, from the reader, as a
@@ -58,65 +56,5 @@ func benchPingPong(b *testing.B, conns int) {
 		defer c.Close()
 		clients[i] = c
 	}
-	msg := []byte("<r>0123456789abcdef0123456789</r>")
-	for _, c := range clients {
-		// Once, not per round trip: a lost echo fails the run instead of
-		// hanging it, at no cost to the loop.
-		_ = c.SetReadDeadline(time.Now().Add(time.Minute))
-	}
-	// Warm up: every session exists and has answered once.
-	for _, c := range clients {
-		if err := pingPong(c, msg, make([]byte, len(msg))); err != nil {
-			b.Fatal(err)
-		}
-	}
-	var left atomic.Int64
-	left.Store(int64(b.N))
-	var wg sync.WaitGroup
-	errs := make(chan error, conns)
-	cpu0 := cpuTime()
-	b.ResetTimer()
-	for _, c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, len(msg))
-			for left.Add(-1) >= 0 {
-				if err := pingPong(c, msg, buf); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	b.StopTimer()
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
-	select {
-	case err := <-errs:
-		b.Fatal(err)
-	default:
-	}
-}
-
-func pingPong(c net.Conn, msg, buf []byte) error {
-	if _, err := c.Write(msg); err != nil {
-		return err
-	}
-	if _, err := io.ReadFull(c, buf); err != nil {
-		return err
-	}
-	if string(buf) != string(msg) {
-		return fmt.Errorf("echo %q, want %q", buf, msg)
-	}
-	return nil
-}
-
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	benchutil.RunPingPong(b, clients, []byte("<r>0123456789abcdef0123456789</r>"))
 }

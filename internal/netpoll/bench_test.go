@@ -4,14 +4,12 @@ package netpoll
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/parley-im/parley/internal/benchutil"
 )
 
 // BenchmarkPingPong is the poller's cost per readiness event, with as
@@ -49,7 +47,6 @@ func benchPingPong(b *testing.B, pairs int) {
 			b.Fatal(err)
 		}
 		defer c.Close()
-		_ = c.SetReadDeadline(time.Now().Add(time.Minute))
 		clients[i] = c
 		e := &echo{fd: fds[0]}
 		defer syscall.Close(fds[0])
@@ -58,77 +55,7 @@ func benchPingPong(b *testing.B, pairs int) {
 			b.Fatal(err)
 		}
 	}
-	msg := []byte("<r>0123456789abcdef0123456789</r>")
-	for _, c := range clients {
-		if err := pingPong(c, msg, make([]byte, len(msg))); err != nil {
-			b.Fatal(err)
-		}
-	}
-	var left atomic.Int64
-	left.Store(int64(b.N))
-	var wg sync.WaitGroup
-	errs := make(chan error, pairs)
-	cpu0 := cpuTime()
-	b.ResetTimer()
-	for _, c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, len(msg))
-			for left.Add(-1) >= 0 {
-				if err := pingPong(c, msg, buf); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	b.StopTimer()
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
-	select {
-	case err := <-errs:
-		b.Fatal(err)
-	default:
-	}
-}
-
-func pingPong(c net.Conn, msg, buf []byte) error {
-	if _, err := c.Write(msg); err != nil {
-		return err
-	}
-	if _, err := io.ReadFull(c, buf); err != nil {
-		return err
-	}
-	if string(buf) != string(msg) {
-		return fmt.Errorf("echo %q, want %q", buf, msg)
-	}
-	return nil
-}
-
-// writeAll writes b to a non-blocking socket whose buffer has room for
-// it (a benchmark's small echoes).
-func writeAll(fd int, b []byte) error {
-	for len(b) > 0 {
-		n, err := syscall.Write(fd, b)
-		switch {
-		case err == syscall.EINTR || err == syscall.EAGAIN:
-			continue
-		case err != nil:
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
-}
-
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	benchutil.RunPingPong(b, clients, []byte("<r>0123456789abcdef0123456789</r>"))
 }
 
 // echo writes back what it reads, by the Handler rules.
@@ -159,4 +86,20 @@ func (e *echo) Readable() {
 			return
 		}
 	}
+}
+
+// writeAll writes b to a non-blocking socket whose buffer has room for
+// it (a benchmark's small echoes).
+func writeAll(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := syscall.Write(fd, b)
+		switch {
+		case err == syscall.EINTR || err == syscall.EAGAIN:
+			continue
+		case err != nil:
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
 }

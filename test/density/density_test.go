@@ -22,12 +22,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/parley-im/parley/client"
 	"github.com/parley-im/parley/internal/bench"
+	"github.com/parley-im/parley/internal/benchutil"
 	"github.com/parley-im/parley/internal/config"
 	"github.com/parley-im/parley/internal/sasl"
 	"github.com/parley-im/parley/internal/server"
@@ -129,7 +129,8 @@ func TestIdleSessionMemory(t *testing.T) {
 	expect("warm")
 	heap0, stack0, g0 := settled()
 	gc0 := lastGC()
-	cpu0 := cpuTime()
+	// This process's CPU time is the server's: the clients run in a subprocess.
+	cpu0 := benchutil.CPUTime()
 	if f := os.Getenv("PARLEY_DENSITY_CPUPROFILE"); f != "" {
 		stop := startCPUProfile(t, f)
 		defer stop()
@@ -141,7 +142,7 @@ func TestIdleSessionMemory(t *testing.T) {
 	if err != nil || n != sessions {
 		t.Fatalf("client driver logged in %d of %d sessions (%v)", n, sessions, err)
 	}
-	cpu1 := cpuTime()
+	cpu1 := benchutil.CPUTime()
 	heap1, stack1, g1 := settled()
 	gc1 := lastGC()
 	if f := os.Getenv("PARLEY_DENSITY_HEAPPROFILE"); f != "" {
@@ -339,16 +340,6 @@ func writeHeapProfile(t *testing.T, path string) {
 	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// cpuTime is this process's CPU time (user and system): the server's, as
-// the clients run in a subprocess.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 type gcCost struct{ pause, total time.Duration }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/parley-im/parley/internal/benchutil"
 	"github.com/parley-im/parley/internal/store"
 )
 
@@ -245,7 +246,7 @@ func BenchmarkArchiveRoutedCopies(b *testing.B) {
 			b.Cleanup(func() { _ = s.Close() })
 			ctx := b.Context()
 			i := 0
-			cpu0 := cpuTime()
+			cpu0 := benchutil.CPUTime()
 			for b.Loop() {
 				to, from := names[i%users], names[(i*7+1)%users]
 				id1, id2, at := c.ids(time.Now())
@@ -261,7 +262,7 @@ func BenchmarkArchiveRoutedCopies(b *testing.B) {
 			if err := s.db.Flush(); err != nil {
 				b.Fatal(err)
 			}
-			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(benchutil.CPUTime()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }

@@ -1,15 +1,16 @@
 //go:build unix
 
-package pebble
+package benchutil
 
 import (
 	"syscall"
 	"time"
 )
 
-// cpuTime is this process's CPU time (user and system), background
-// flushes and compactions included.
-func cpuTime() time.Duration {
+// CPUTime is this process's CPU time so far, user and system, background
+// goroutines (flushes, compactions, the peer side of a loopback
+// benchmark) included.
+func CPUTime() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
