@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/parley-im/parley/internal/store"
 	"github.com/parley-im/parley/internal/store/storetest"
 )
@@ -134,23 +132,6 @@ func TestPosOrder(t *testing.T) {
 	}
 }
 
-// countKeys counts the live keys that start with prefix.
-func countKeys(t testing.TB, s *Store, prefix string) int {
-	t.Helper()
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte(prefix), UpperBound: append([]byte(prefix), 0xff)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for ok := it.First(); ok; ok = it.Next() {
-		n++
-	}
-	if err := it.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // TestArchivePositionIDKeys checks which appends write an id index entry:
 // none for an id that carries the position of the message's time, one for
 // any other id, and that expiry leaves no key of either behind.
@@ -159,7 +140,7 @@ func TestArchivePositionIDKeys(t *testing.T) {
 	defer s.Close()
 	ctx := t.Context()
 	keys := func() [3]int {
-		return [3]int{countKeys(t, s, tagArchive), countKeys(t, s, tagArchiveID), countKeys(t, s, tagArchiveWith)}
+		return [3]int{rawKeys(t, s, tagArchive), rawKeys(t, s, tagArchiveID), rawKeys(t, s, tagArchiveWith)}
 	}
 	want := func(what string, w [3]int) {
 		t.Helper()
@@ -323,7 +304,7 @@ func TestArchivePositionIDDeleteAccount(t *testing.T) {
 			}
 		}
 	}
-	if n := countKeys(t, s, tagArchiveID); n != 6 {
+	if n := rawKeys(t, s, tagArchiveID); n != 6 {
 		t.Fatalf("%d id index keys, want 6 (3 per owner)", n)
 	}
 	if err := s.DeleteAccount(ctx, "alice"); err != nil {
@@ -331,7 +312,7 @@ func TestArchivePositionIDDeleteAccount(t *testing.T) {
 	}
 	for _, tag := range []string{tagArchive, tagArchiveID, tagArchiveWith} {
 		lo, _ := userPrefix(tag, "alice")
-		if n := countKeys(t, s, string(lo)); n != 0 {
+		if n := rawKeys(t, s, string(lo)); n != 0 {
 			t.Fatalf("%d keys under %q after DeleteAccount", n, lo)
 		}
 	}
