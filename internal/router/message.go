@@ -187,7 +187,7 @@ func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Elem
 	if len(targets) == 0 {
 		return
 	}
-	ack := r.newAck(to.Local(), seq, len(targets))
+	ack := r.NewAck(to.Local(), seq, len(targets))
 	for _, s := range targets {
 		if s.Deliver(el, ack) {
 			r.Stats.Delivered.Add(1)
@@ -282,7 +282,7 @@ func (r *Router) flushPages(ctx context.Context, s Session, after uint64, delive
 					SetAttr("stamp", it.Stored.UTC().Format("2006-01-02T15:04:05.000Z")).
 					AppendText("Offline Storage"))
 			}
-			if !deliver(el, r.newAck(user, it.Seq, 1)) {
+			if !deliver(el, r.NewAck(user, it.Seq, 1)) {
 				return nil, nil // session closing or full: the rest stays queued
 			}
 			r.Stats.Redelivered.Add(1)

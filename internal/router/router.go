@@ -54,17 +54,13 @@ type Ack struct {
 	pending atomic.Int32 // target devices that have not acknowledged yet
 }
 
-func (r *Router) newAck(user string, seq uint64, devices int) *Ack {
-	a := &Ack{r: r, user: user, seq: seq}
-	a.pending.Store(int32(devices))
-	return a
-}
-
 // NewAck returns the acknowledgement of user's queue item seq that the
 // router expects from devices sessions. The router makes one for every
 // durable delivery; tests of Session implementations make their own.
 func (r *Router) NewAck(user string, seq uint64, devices int) *Ack {
-	return r.newAck(user, seq, devices)
+	a := &Ack{r: r, user: user, seq: seq}
+	a.pending.Store(int32(devices))
+	return a
 }
 
 // Seq is the queue sequence number of the acknowledged item: a user's
