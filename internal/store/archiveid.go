@@ -140,3 +140,13 @@ func ParseArchiveID(id string) (p ArchivePos, ok bool) {
 	}
 	return p, true
 }
+
+// ArchiveTime is the time to archive a message with id under: the time
+// the id carries if it is one NewArchiveID made (the backend then keys the
+// message by that position and needs no id index entry for it), else now.
+func ArchiveTime(id string, now time.Time) time.Time {
+	if p, ok := ParseArchiveID(id); ok {
+		return p.Time()
+	}
+	return now
+}

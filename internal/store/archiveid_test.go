@@ -156,3 +156,14 @@ func FuzzParseArchiveID(f *testing.F) {
 		}
 	})
 }
+
+func TestArchiveTime(t *testing.T) {
+	at := time.Date(2026, 11, 23, 19, 0, 0, 123456789, time.UTC)
+	now := at.Add(time.Second)
+	if got := ArchiveTime(NewArchiveID(at), now); !got.Equal(at) {
+		t.Errorf("ArchiveTime of an archive id = %v, want the id's time %v", got, at)
+	}
+	if got := ArchiveTime("2f0a4e3c-1b2d-4c5e-8f90-a1b2c3d4e5f6", now); !got.Equal(now) {
+		t.Errorf("ArchiveTime of a UUID = %v, want now %v", got, now)
+	}
+}

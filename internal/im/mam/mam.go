@@ -221,12 +221,8 @@ func (m *Module) ArchiveMessage(ctx context.Context, el *stanza.Element, raw []b
 		// ids, store.NewArchiveID) gives the time: stored time and
 		// position then agree, and the store keys the message by that
 		// position instead of indexing the id.
-		at := now
-		if p, ok := store.ParseArchiveID(c.ID); ok {
-			at = p.Time()
-		}
 		kept = append(kept, store.ArchiveEntry{Owner: c.Owner, Message: store.ArchivedMessage{
-			ID: c.ID, Time: at, With: with.String(), Stanza: raw,
+			ID: c.ID, Time: store.ArchiveTime(c.ID, now), With: with.String(), Stanza: raw,
 		}})
 	}
 	if len(kept) == 0 {

@@ -2,7 +2,6 @@ package muc
 
 import (
 	"slices"
-	"time"
 
 	"github.com/parley-im/parley/internal/store"
 	"github.com/parley-im/parley/jid"
@@ -104,23 +103,12 @@ func (r *room) roomMessage(o *occupant, m *stanza.Element, sid string) *stanza.E
 	return out
 }
 
-// archiveTime is the time to archive a message with id sid under: the one
-// the id carries, if it carries an archive position (the default IDGen),
-// so that the store keys the message by it and needs no id index entry;
-// else now.
-func archiveTime(sid string, now time.Time) time.Time {
-	if p, ok := store.ParseArchiveID(sid); ok {
-		return p.Time()
-	}
-	return now
-}
-
 // broadcastMessage archives a groupchat message (when the room logs) and
 // sends it to every occupant, the sender included (§7.4).
 func (r *room) broadcastMessage(o *occupant, m *stanza.Element) {
 	sid := r.s.cfg.IDGen()
 	out := r.roomMessage(o, m, sid)
-	now := archiveTime(sid, r.s.cfg.Now())
+	now := store.ArchiveTime(sid, r.s.cfg.Now())
 	if archivable(out) {
 		data := r.s.cfg.Codec.Marshal(out)
 		if r.cfg.Logging {

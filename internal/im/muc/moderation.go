@@ -37,7 +37,7 @@ func (r *room) moderate(o *occupant, iq, q *stanza.Element) error {
 	out.Children = slices.Clip(out.Children)
 	if r.cfg.Logging {
 		err := r.s.cfg.Store.AppendArchive(r.s.ops, r.jid.String(), store.ArchivedMessage{
-			ID: sid, Time: archiveTime(sid, r.s.cfg.Now()), With: o.bare.String(), Stanza: r.s.cfg.Codec.Marshal(out),
+			ID: sid, Time: store.ArchiveTime(sid, r.s.cfg.Now()), With: o.bare.String(), Stanza: r.s.cfg.Codec.Marshal(out),
 		})
 		if err != nil {
 			r.s.log.Error("muc: archive moderation", "room", r.jid.String(), "err", err)
