@@ -57,6 +57,9 @@ type Config struct {
 	// acknowledged) or os (the OS flushes when it likes: faster, but a power
 	// loss can drop the last writes).
 	Durability string `yaml:"durability"`
+	// QueueJournal keeps queue items that are acknowledged within seconds
+	// out of the Pebble store (an append-only journal in front of it).
+	QueueJournal bool `yaml:"queue-journal"`
 	// MaxStanzaSize is the largest stanza accepted, in bytes.
 	MaxStanzaSize int `yaml:"max-stanza-size"`
 	// MaxOfflineMessages is the per-user offline queue cap; 0 is unlimited.
@@ -161,6 +164,7 @@ func Default() *Config {
 		LogFormat:           LogFormatText,
 		StartTLSRequired:    true,
 		Durability:          DurabilityFsync,
+		QueueJournal:        true,
 		MaxStanzaSize:       262144,
 		MaxOfflineMessages:  10000,
 		OfflineExpiry:       720 * time.Hour,
@@ -219,6 +223,7 @@ var settings = []setting{
 	{"log-format", "log `FORMAT`: text or json", str(func(c *Config) *string { return &c.LogFormat })},
 	{"starttls-required", "refuse authentication on --c2s before STARTTLS (--starttls-required=false to allow)", boolean(func(c *Config) *bool { return &c.StartTLSRequired })},
 	{"durability", "store `MODE`: fsync (commits survive power loss) or os (faster, the OS flushes)", str(func(c *Config) *string { return &c.Durability })},
+	{"queue-journal", "journal short-lived queue items instead of writing them to the store (--queue-journal=false to write through)", boolean(func(c *Config) *bool { return &c.QueueJournal })},
 	{"max-stanza-size", "largest accepted stanza in `BYTES` (10000 to 16777216)", num(func(c *Config) *int { return &c.MaxStanzaSize })},
 	{"max-offline-messages", "offline messages kept per user, `N` (0: unlimited)", num(func(c *Config) *int { return &c.MaxOfflineMessages })},
 	{"offline-expiry", "offline messages older than `DURATION` are dropped (0: never)", dur(func(c *Config) *time.Duration { return &c.OfflineExpiry })},

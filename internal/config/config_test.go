@@ -65,6 +65,7 @@ func TestDefaults(t *testing.T) {
 		{"http", d.HTTP, ":5280"},
 		{"allow-registration", d.AllowRegistration, false},
 		{"starttls-required", d.StartTLSRequired, true},
+		{"queue-journal", d.QueueJournal, true},
 		{"max-stanza-size", d.MaxStanzaSize, 262144},
 		{"offline-expiry", d.OfflineExpiry, 720 * time.Hour},
 		{"resume-timeout", d.ResumeTimeout, 300 * time.Second},
@@ -161,6 +162,11 @@ allow-registration: true
 			args: []string{"--idle-timeout=30s", "--starttls-required=true"},
 			env:  []string{"PARLEY_IDLE_TIMEOUT=2m", "PARLEY_STARTTLS_REQUIRED=no"},
 			want: func(c *Config) bool { return c.IdleTimeout == 30*time.Second && c.StartTLSRequired },
+		},
+		{
+			name: "queue journal off",
+			args: []string{"--queue-journal=false"},
+			want: func(c *Config) bool { return !c.QueueJournal },
 		},
 		{
 			name: "config file from env",

@@ -148,6 +148,18 @@ func (s *Store) DeleteAccount(ctx context.Context, username string) error {
 	if err != nil {
 		return fmt.Errorf("pebble store: delete account %q: %w", username, err)
 	}
+	// Hot items go too. The drop record is durable before the range
+	// delete commits: replayed after it, the journal would otherwise
+	// resurrect them into the deleted account's queue.
+	if s.journal != nil {
+		if st := q.users[username]; st != nil {
+			qst.count += len(st.hot)
+			st.hot = nil
+		}
+		if err := s.journal.commit(s.journal.drop(username), s.journal.fsync); err != nil {
+			return fmt.Errorf("pebble store: delete account %q: %w", username, err)
+		}
+	}
 	b := db.NewBatch()
 	defer b.Close()
 	rlo, rhi := userPrefix(tagRoster, username)

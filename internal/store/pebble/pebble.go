@@ -21,6 +21,10 @@
 // throughput; choose it for tests, throwaway deployments, or storage that
 // is itself battery-backed. Close syncs in both modes.
 //
+// Queue items go through the queue journal (journal.go) unless
+// Options.DisableQueueJournal: same durability, but an item acknowledged
+// before the next checkpoint never touches Pebble.
+//
 // See keys.go for the key layout and codec.go for the value encoding.
 package pebble
 
@@ -30,6 +34,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,6 +83,14 @@ type Options struct {
 	// reloaded from disk (a scan of their queue) on their next queue
 	// operation.
 	MaxQueueStates int
+	// DisableQueueJournal writes every queue item to Pebble directly
+	// instead of through the queue journal (journal.go). A journal left by
+	// an earlier run is replayed all the same.
+	DisableQueueJournal bool
+	// JournalSegmentSize is the journal size in bytes after which a
+	// checkpoint moves unacknowledged items into Pebble; 0 means
+	// DefaultJournalSegment.
+	JournalSegmentSize int64
 }
 
 // ErrLocked is returned (wrapped) by Open when another process, or another
@@ -123,6 +136,16 @@ type Store struct {
 	// queues holds the in-memory queue bookkeeping, striped the same way;
 	// see queue.go.
 	queues [numStripes]queueStripe
+	// journal keeps short-lived queue items out of Pebble (journal.go); nil
+	// when Options.DisableQueueJournal.
+	journal *journal
+	// ckpt serialises checkpoints with each other and with DeleteAccount,
+	// whose range delete must not be overtaken by a checkpoint moving the
+	// user's items into Pebble.
+	ckpt     sync.Mutex
+	stopCkpt chan struct{}
+	stopOnce sync.Once
+	ckptDone chan struct{}
 	// queued is the number of queue items in the store: counted once at
 	// Open, then kept by Enqueue and the deletions, for the depth metric.
 	queued atomic.Int64
@@ -236,6 +259,14 @@ func Open(dir string, opts Options) (*Store, error) {
 		_ = lock.Close()
 		return nil, err
 	}
+	// A journal left by a run that did not close the store (a crash) goes
+	// into Pebble before anything reads the queue.
+	next, err := s.replayJournal(db)
+	if err != nil {
+		_ = db.Close()
+		_ = lock.Close()
+		return nil, err
+	}
 	n, err := countQueued(db)
 	if err != nil {
 		_ = db.Close()
@@ -243,6 +274,21 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("pebble store: count queue items: %w", err)
 	}
 	s.queued.Store(n)
+	if !opts.DisableQueueJournal {
+		limit := opts.JournalSegmentSize
+		if limit <= 0 {
+			limit = DefaultJournalSegment
+		}
+		j, err := openJournal(filepath.Join(dir, journalDirName), next, s.syncWrites == pebble.Sync, limit)
+		if err != nil {
+			_ = db.Close()
+			_ = lock.Close()
+			return nil, err
+		}
+		s.journal = j
+		s.stopCkpt, s.ckptDone = make(chan struct{}), make(chan struct{})
+		go s.checkpointLoop()
+	}
 	return s, nil
 }
 
@@ -281,6 +327,12 @@ func (s *Store) checkLayout() error {
 // Close syncs the log, flushes the memtable and releases the directory
 // lock. Operations after Close fail with store.ErrClosed.
 func (s *Store) Close() error {
+	// The checkpoint loop takes s.mu for reading: stop it before waiting
+	// for the write lock.
+	if s.stopCkpt != nil {
+		s.stopOnce.Do(func() { close(s.stopCkpt) })
+		<-s.ckptDone
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.db == nil {
@@ -289,6 +341,9 @@ func (s *Store) Close() error {
 	db := s.db
 	s.db = nil
 	var errs []error
+	if err := s.closeJournal(db); err != nil {
+		errs = append(errs, err)
+	}
 	// The explicit sync covers every earlier NoSync write (acks, or
 	// everything in DurabilityOS mode); the flush then lets the next Open
 	// start without replaying the log.

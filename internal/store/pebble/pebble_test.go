@@ -35,9 +35,21 @@ func openTest(t testing.TB, opts Options) *Store {
 }
 
 func TestConformance(t *testing.T) {
-	for _, durability := range []string{DurabilityFsync, DurabilityOS} {
-		t.Run(durability, func(t *testing.T) {
-			opts := Options{Durability: durability, Logger: quiet}
+	for _, mode := range []struct {
+		name string
+		opts Options
+	}{
+		{"fsync", Options{Durability: DurabilityFsync}},
+		{"os", Options{Durability: DurabilityOS}},
+		{"fsync-nojournal", Options{Durability: DurabilityFsync, DisableQueueJournal: true}},
+		{"os-nojournal", Options{Durability: DurabilityOS, DisableQueueJournal: true}},
+		// A checkpoint after nearly every record, concurrent with the
+		// operations under test.
+		{"os-tinyjournal", Options{Durability: DurabilityOS, JournalSegmentSize: 1}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			opts := mode.opts
+			opts.Logger = quiet
 			storetest.Run(t, func(t *testing.T) store.Store {
 				s, err := Open(t.TempDir(), opts)
 				if err != nil {
@@ -53,16 +65,25 @@ func TestConformance(t *testing.T) {
 }
 
 // TestConformanceTinyCache runs the suite with one cached queue state per
-// stripe, so that eviction and reloading happen all the time.
+// stripe, so that eviction and reloading happen all the time (with the
+// journal, at every checkpoint).
 func TestConformanceTinyCache(t *testing.T) {
-	opts := Options{Durability: DurabilityOS, Logger: quiet, MaxQueueStates: 1}
-	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := Open(t.TempDir(), opts)
-		if err != nil {
-			t.Fatalf("Open: %v", err)
-		}
-		return s
+	forJournalModes(t, func(t *testing.T, noJournal bool) {
+		opts := Options{Durability: DurabilityOS, Logger: quiet, MaxQueueStates: 1, DisableQueueJournal: noJournal, JournalSegmentSize: 1}
+		storetest.Run(t, func(t *testing.T) store.Store {
+			s, err := Open(t.TempDir(), opts)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			return s
+		})
 	})
+}
+
+// forJournalModes runs fn with the queue journal and without it.
+func forJournalModes(t *testing.T, fn func(t *testing.T, noJournal bool)) {
+	t.Run("journal", func(t *testing.T) { fn(t, false) })
+	t.Run("nojournal", func(t *testing.T) { fn(t, true) })
 }
 
 func TestLockedInProcess(t *testing.T) {
@@ -279,8 +300,10 @@ func cachedStates(s *Store) int {
 	return n
 }
 
-func TestQueueStateBounded(t *testing.T) {
-	s := openTest(t, Options{Durability: DurabilityOS, MaxQueueStates: 1024})
+func TestQueueStateBounded(t *testing.T) { forJournalModes(t, testQueueStateBounded) }
+
+func testQueueStateBounded(t *testing.T, noJournal bool) {
+	s := openTest(t, Options{Durability: DurabilityOS, MaxQueueStates: 1024, DisableQueueJournal: noJournal})
 	defer s.Close()
 	ctx := t.Context()
 
@@ -315,7 +338,9 @@ func TestQueueStateBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// 4 per stripe, and a stripe can only overflow by one.
+	// 4 per stripe, and a stripe can only overflow by one. With the
+	// journal, states holding hot items wait for a checkpoint to go.
+	checkpointNow(t, s)
 	if n := cachedStates(s); n > 1024+numStripes {
 		t.Fatalf("%d queue states cached, bound is 1024", n)
 	}
@@ -334,8 +359,10 @@ func TestQueueStateBounded(t *testing.T) {
 // TestDeleteAccountDuringEnqueue deletes an account while senders keep
 // enqueueing to it; afterwards the in-memory count must match what is on
 // disk (nothing orphaned behind the range delete, nothing counted twice).
-func TestDeleteAccountDuringEnqueue(t *testing.T) {
-	s := openTest(t, Options{Durability: DurabilityFsync})
+func TestDeleteAccountDuringEnqueue(t *testing.T) { forJournalModes(t, testDeleteAccountDuringEnqueue) }
+
+func testDeleteAccountDuringEnqueue(t *testing.T, noJournal bool) {
+	s := openTest(t, Options{Durability: DurabilityFsync, DisableQueueJournal: noJournal})
 	defer s.Close()
 	ctx := t.Context()
 	for range 20 {
@@ -391,8 +418,10 @@ func seqsOf(items []store.QueueItem) []uint64 {
 // would, after a queue drained and after its tail was acked: seqs must not
 // be issued again, because nothing but the qh/ marks written with the acks
 // remembers them.
-func TestSeqsSurviveStateLoss(t *testing.T) {
-	s := openTest(t, Options{Durability: DurabilityOS})
+func TestSeqsSurviveStateLoss(t *testing.T) { forJournalModes(t, testSeqsSurviveStateLoss) }
+
+func testSeqsSurviveStateLoss(t *testing.T, noJournal bool) {
+	s := openTest(t, Options{Durability: DurabilityOS, DisableQueueJournal: noJournal})
 	defer s.Close()
 	ctx := t.Context()
 	enqueue := func(user string) uint64 {
@@ -403,7 +432,7 @@ func TestSeqsSurviveStateLoss(t *testing.T) {
 		}
 		return seq
 	}
-	forget := func() { forgetQueueStates(s) }
+	forget := func() { forgetQueueStates(t, s) }
 	a1, a2 := enqueue("alice"), enqueue("alice")
 	b1, b2, b3 := enqueue("bob"), enqueue("bob"), enqueue("bob")
 	if err := s.Ack(ctx, "alice", a1, a2); err != nil {
@@ -433,9 +462,11 @@ func TestSeqsSurviveStateLoss(t *testing.T) {
 // range delete must keep the old items buried through flushes and
 // compactions, and acked items must stay deleted whichever way the ack
 // found them (remembered as just written, or looked up).
-func TestSingleDeleteNoResurrection(t *testing.T) {
+func TestSingleDeleteNoResurrection(t *testing.T) { forJournalModes(t, testSingleDeleteNoResurrection) }
+
+func testSingleDeleteNoResurrection(t *testing.T, noJournal bool) {
 	dir := t.TempDir()
-	s, err := Open(dir, Options{Durability: DurabilityOS})
+	s, err := Open(dir, Options{Durability: DurabilityOS, DisableQueueJournal: noJournal})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,6 +481,7 @@ func TestSingleDeleteNoResurrection(t *testing.T) {
 	}
 	settle := func() {
 		t.Helper()
+		checkpointNow(t, s)
 		if err := s.db.Flush(); err != nil {
 			t.Fatal(err)
 		}
@@ -492,7 +524,7 @@ func TestSingleDeleteNoResurrection(t *testing.T) {
 	settle()
 	pending("alice", "new2")
 	pending("bob", "b2")
-	forgetQueueStates(s) // the next acks look their items up
+	forgetQueueStates(t, s) // the next acks look their items up
 	if err := s.AckBatch(ctx, []store.QueueRef{{User: "alice", Seq: old1 + 1}, {User: "bob", Seq: b1 + 1}}); err != nil {
 		t.Fatal(err)
 	}
@@ -500,7 +532,7 @@ func TestSingleDeleteNoResurrection(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(dir, Options{Durability: DurabilityOS})
+	s, err = Open(dir, Options{Durability: DurabilityOS, DisableQueueJournal: noJournal})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,10 +547,31 @@ func TestSingleDeleteNoResurrection(t *testing.T) {
 }
 
 // forgetQueueStates drops every cached queue state, as eviction would.
-func forgetQueueStates(s *Store) {
+// With the journal, states are evictable only after a checkpoint, so it
+// runs one first.
+func forgetQueueStates(t testing.TB, s *Store) {
+	t.Helper()
+	checkpointNow(t, s)
 	for i := range s.queues {
 		s.queues[i].mu.Lock()
 		clear(s.queues[i].users)
 		s.queues[i].mu.Unlock()
+	}
+}
+
+// checkpointNow moves the journal's hot items into Pebble, as the
+// checkpoint loop would; a no-op without the journal.
+func checkpointNow(t testing.TB, s *Store) {
+	t.Helper()
+	if s.journal == nil {
+		return
+	}
+	db, err := s.enter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.mu.RUnlock()
+	if err := s.checkpoint(db); err != nil {
+		t.Fatalf("checkpoint: %v", err)
 	}
 }

@@ -72,6 +72,49 @@ type queueState struct {
 	// exist; it is then looked up.
 	live     []uint64
 	draining bool // DeleteAccount is waiting for inflight to drain
+	// hot holds the items that are in the queue journal and not (yet) in
+	// Pebble, ascending by seq (see journal.go).
+	hot []hotItem
+	// jhigh is the highest seq the journal issued; a checkpoint raises qh/
+	// to it, and until then the state is not evicted.
+	jhigh uint64
+}
+
+// hotItem is a queue item that lives in the journal and in memory.
+type hotItem struct {
+	seq     uint64
+	seg     uint64 // journal segment holding its put record
+	stored  time.Time
+	expires time.Time
+	stanza  []byte
+}
+
+// findHot returns the index of seq in st.hot.
+func (st *queueState) findHot(seq uint64) (int, bool) {
+	return slices.BinarySearchFunc(st.hot, seq, func(h hotItem, seq uint64) int { return cmp.Compare(h.seq, seq) })
+}
+
+// removeHot deletes st.hot[i]; a user who is idle again keeps no array.
+func (st *queueState) removeHot(i int) {
+	st.hot = slices.Delete(st.hot, i, i+1)
+	if len(st.hot) == 0 {
+		st.hot = nil
+	}
+}
+
+// evictable reports whether dropping st from memory loses nothing: no
+// reservations, no hot items, and qh/ on disk covers every seq issued.
+func (st *queueState) evictable() bool {
+	return len(st.inflight) == 0 && !st.draining && len(st.hot) == 0 && st.jhigh <= st.high
+}
+
+// normTime is t as the codec returns it after a round trip (UTC, no
+// monotonic reading), so hot and stored items look the same to callers.
+func normTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return time.Unix(t.Unix(), int64(t.Nanosecond())).UTC()
 }
 
 // stanzaBufs recycles the key+value buffer of Enqueue; Pebble copies both
@@ -129,16 +172,33 @@ func (s *Store) Enqueue(ctx context.Context, user string, stanza []byte, expires
 	st.next++
 	st.count++
 	st.inflight = append(st.inflight, seq)
+	j := s.journal
+	var pos int64
+	if j != nil {
+		// Appending under the stripe lock makes "in the journal" and "in
+		// st.hot" one step for a checkpoint, which scans under the same lock.
+		now, exp := normTime(time.Now()), normTime(expires)
+		var seg uint64
+		pos, seg = j.put(user, seq, now, exp, stanza)
+		st.hot = append(st.hot, hotItem{seq: seq, seg: seg, stored: now, expires: exp, stanza: slices.Clone(stanza)})
+		if seq > st.jhigh {
+			st.jhigh = seq
+		}
+	}
 	q.mu.Unlock()
 
-	bp := stanzaBufs.Get().(*[]byte)
-	b := appendQueueKey((*bp)[:0], user, seq)
-	klen := len(b)
-	b = appendQueueItem(b, time.Now(), expires, stanza)
-	err = db.Set(b[:klen], b[klen:], s.syncWrites)
-	if cap(b) <= maxPooledBuf {
-		*bp = b
-		stanzaBufs.Put(bp)
+	if j != nil {
+		err = j.commit(pos, j.fsync)
+	} else {
+		bp := stanzaBufs.Get().(*[]byte)
+		b := appendQueueKey((*bp)[:0], user, seq)
+		klen := len(b)
+		b = appendQueueItem(b, time.Now(), expires, stanza)
+		err = db.Set(b[:klen], b[klen:], s.syncWrites)
+		if cap(b) <= maxPooledBuf {
+			*bp = b
+			stanzaBufs.Put(bp)
+		}
 	}
 
 	// st is still the user's state: a state with reservations is neither
@@ -149,7 +209,10 @@ func (s *Store) Enqueue(ctx context.Context, user string, stanza []byte, expires
 	}
 	if err != nil {
 		st.count--
-	} else if len(st.live) < maxLive {
+		if i, ok := st.findHot(seq); ok {
+			st.removeHot(i)
+		}
+	} else if j == nil && len(st.live) < maxLive {
 		st.live = append(st.live, seq)
 	}
 	if len(st.inflight) == 0 && q.waiters > 0 {
@@ -209,7 +272,7 @@ func (s *Store) queueStateForRead(db *pebble.DB, q *queueStripe, user string) (*
 func (s *Store) cacheQueueState(q *queueStripe, user string, st *queueState) {
 	if len(q.users) >= s.maxPerStrip {
 		for u, old := range q.users { // map order: a cheap random victim
-			if len(old.inflight) == 0 && !old.draining {
+			if old.evictable() {
 				delete(q.users, u)
 				break
 			}
@@ -272,9 +335,21 @@ func (s *Store) Pending(ctx context.Context, user string, after uint64, limit in
 	// the top of this file).
 	q := &s.queues[s.stripe(user)]
 	stop := uint64(math.MaxUint64)
+	now := time.Now()
+	var hot []store.QueueItem
 	q.mu.Lock()
-	if st := q.users[user]; st != nil && len(st.inflight) > 0 {
-		stop = st.inflight[0]
+	if st := q.users[user]; st != nil {
+		if len(st.inflight) > 0 {
+			stop = st.inflight[0]
+		}
+		i, _ := st.findHot(after + 1)
+		for ; i < len(st.hot) && st.hot[i].seq < stop && (limit <= 0 || len(hot) < limit); i++ {
+			h := &st.hot[i]
+			if isExpired(h.expires, now) {
+				continue // Expire deletes expired hot items
+			}
+			hot = append(hot, store.QueueItem{Seq: h.seq, Stanza: slices.Clone(h.stanza), Stored: h.stored, Expires: h.expires})
+		}
 	}
 	q.mu.Unlock()
 	if stop <= after+1 {
@@ -289,7 +364,6 @@ func (s *Store) Pending(ctx context.Context, user string, after uint64, limit in
 	if err != nil {
 		return nil, fmt.Errorf("pebble store: pending for %q: %w", user, err)
 	}
-	now := time.Now()
 	var items []store.QueueItem
 	var expired []store.QueueRef
 	for ok := it.First(); ok && (limit <= 0 || len(items) < limit); ok = it.Next() {
@@ -320,7 +394,33 @@ func (s *Store) Pending(ctx context.Context, user string, after uint64, limit in
 			s.log.Warn("pebble store: cannot delete expired queue items", "user", user, "err", err)
 		}
 	}
-	return items, nil
+	return mergeItems(items, hot, limit), nil
+}
+
+// mergeItems merges two ascending lists, keeping one item per seq (an item
+// that a checkpoint moved between our two reads is in both) and at most
+// limit (if > 0).
+func mergeItems(a, b []store.QueueItem, limit int) []store.QueueItem {
+	if len(b) == 0 {
+		return a
+	}
+	out := make([]store.QueueItem, 0, len(a)+len(b))
+	for len(a) > 0 || len(b) > 0 {
+		var next store.QueueItem
+		switch {
+		case len(b) == 0 || (len(a) > 0 && a[0].Seq < b[0].Seq):
+			next, a = a[0], a[1:]
+		case len(a) == 0 || b[0].Seq < a[0].Seq:
+			next, b = b[0], b[1:]
+		default:
+			next, a, b = a[0], a[1:], b[1:]
+		}
+		out = append(out, next)
+	}
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out
 }
 
 func isExpired(expires, now time.Time) bool {
@@ -469,6 +569,11 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (int, error) {
 			return total, fmt.Errorf("pebble store: expire: %w", err)
 		}
 	}
+	n, err := s.expireHot(now)
+	total += n
+	if err != nil {
+		return total, fmt.Errorf("pebble store: expire: %w", err)
+	}
 	return total, nil
 }
 
@@ -496,23 +601,36 @@ func (s *Store) deleteQueueItems(db *pebble.DB, refs []store.QueueRef, expiredAt
 	for _, i := range stripes {
 		s.queues[i].mu.Lock()
 	}
-	defer func() {
-		for _, i := range stripes {
-			s.queues[i].mu.Unlock()
+	n, pos, err := s.deleteQueueItemsLocked(db, refs, expiredAt)
+	for _, i := range stripes {
+		s.queues[i].mu.Unlock()
+	}
+	if pos > 0 {
+		// Not fsynced, like Pebble deletions, but written: a crash of the
+		// process alone must not resurrect acknowledged items.
+		if jerr := s.journal.commit(pos, false); jerr != nil && err == nil {
+			err = jerr
 		}
-	}()
+	}
+	return n, err
+}
 
+// deleteQueueItemsLocked is deleteQueueItems with the stripes held. Hot
+// items are deleted in memory and get an ack record in the journal; pos is
+// the journal position to commit (0 if none).
+func (s *Store) deleteQueueItemsLocked(db *pebble.DB, refs []store.QueueRef, expiredAt time.Time) (total int, pos int64, err error) {
 	type userDelta struct {
-		st     *queueState // nil if not in memory
-		user   string
-		n      int    // items deleted
-		maxSeq uint64 // highest seq deleted
+		st      *queueState // nil if not in memory
+		user    string
+		n       int    // items deleted from Pebble
+		maxSeq  uint64 // highest seq deleted from Pebble
+		hotSeqs []uint64
 	}
 	var deltas []userDelta
 	b := db.NewBatch()
 	defer b.Close()
 	var key []byte
-	total := 0
+	inPebble := 0
 	for i, r := range refs {
 		if i == 0 || r.User != refs[i-1].User {
 			deltas = append(deltas, userDelta{st: s.queues[s.stripe(r.User)].users[r.User], user: r.User})
@@ -520,6 +638,16 @@ func (s *Store) deleteQueueItems(db *pebble.DB, refs []store.QueueRef, expiredAt
 		d := &deltas[len(deltas)-1]
 		if r.Seq == 0 || (d.st != nil && r.Seq >= d.st.next) {
 			continue // never issued
+		}
+		if d.st != nil {
+			if i, ok := d.st.findHot(r.Seq); ok {
+				if !expiredAt.IsZero() && !isExpired(d.st.hot[i].expires, expiredAt) {
+					continue
+				}
+				d.st.removeHot(i)
+				d.hotSeqs = append(d.hotSeqs, r.Seq)
+				continue
+			}
 		}
 		key = appendQueueKey(key[:0], r.User, r.Seq)
 		// An item this process committed and has not deleted exists: an
@@ -529,7 +657,7 @@ func (s *Store) deleteQueueItems(db *pebble.DB, refs []store.QueueRef, expiredAt
 		if !known {
 			v, ok, err := get(db, key)
 			if err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 			if !ok {
 				continue
@@ -539,7 +667,7 @@ func (s *Store) deleteQueueItems(db *pebble.DB, refs []store.QueueRef, expiredAt
 				// saw it (account deleted and queue restarted at seq 1).
 				exp, err := decodeQueueExpires(v)
 				if err != nil {
-					return 0, fmt.Errorf("item %d of %q: %w", r.Seq, r.User, err)
+					return 0, 0, fmt.Errorf("item %d of %q: %w", r.Seq, r.User, err)
 				}
 				if !isExpired(exp, expiredAt) {
 					continue
@@ -557,14 +685,24 @@ func (s *Store) deleteQueueItems(db *pebble.DB, refs []store.QueueRef, expiredAt
 		// vanish, so a message acknowledged before its memtable is flushed
 		// never reaches an sstable or a compaction.
 		if err := b.SingleDelete(key, nil); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		d.n++
 		d.maxSeq = r.Seq // refs are sorted
-		total++
+		inPebble++
 	}
-	if total == 0 {
-		return 0, nil
+	hot := 0
+	for i := range deltas {
+		if d := &deltas[i]; len(d.hotSeqs) > 0 {
+			d.st.count -= len(d.hotSeqs)
+			hot += len(d.hotSeqs)
+			pos = s.journal.ack(d.user, d.hotSeqs)
+		}
+	}
+	s.queued.Add(-int64(hot))
+	total = hot
+	if inPebble == 0 {
+		return total, pos, nil
 	}
 	for i := range deltas {
 		d := &deltas[i]
@@ -575,7 +713,7 @@ func (s *Store) deleteQueueItems(db *pebble.DB, refs []store.QueueRef, expiredAt
 		if d.st != nil {
 			high = d.st.high
 		} else if h, err := queueHigh(db, d.user); err != nil {
-			return 0, fmt.Errorf("queue of %q: %w", d.user, err)
+			return total, pos, fmt.Errorf("queue of %q: %w", d.user, err)
 		} else {
 			high = h
 		}
@@ -584,13 +722,14 @@ func (s *Store) deleteQueueItems(db *pebble.DB, refs []store.QueueRef, expiredAt
 			continue
 		}
 		if err := b.Set(pointKey(tagQueueHigh, d.user), encodeUint(d.maxSeq), nil); err != nil {
-			return 0, err
+			return total, pos, err
 		}
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
-		return 0, err
+		return total, pos, err
 	}
-	s.queued.Add(-int64(total))
+	s.queued.Add(-int64(inPebble))
+	total += inPebble
 	for _, d := range deltas {
 		if d.st == nil || d.n == 0 {
 			continue
@@ -600,5 +739,5 @@ func (s *Store) deleteQueueItems(db *pebble.DB, refs []store.QueueRef, expiredAt
 			d.st.high = d.maxSeq
 		}
 	}
-	return total, nil
+	return total, pos, nil
 }

@@ -10,10 +10,12 @@ import (
 
 // TestQueueTotal: the store-wide count follows enqueues, acks, expiry and
 // account deletion, and is rebuilt from disk at Open.
-func TestQueueTotal(t *testing.T) {
+func TestQueueTotal(t *testing.T) { forJournalModes(t, testQueueTotal) }
+
+func testQueueTotal(t *testing.T, noJournal bool) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	s, err := Open(dir, Options{Durability: DurabilityOS})
+	s, err := Open(dir, Options{Durability: DurabilityOS, DisableQueueJournal: noJournal})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +54,7 @@ func TestQueueTotal(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(dir, Options{Durability: DurabilityOS})
+	s, err = Open(dir, Options{Durability: DurabilityOS, DisableQueueJournal: noJournal})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,461 @@
+package pebble
+
+// The queue journal.
+//
+// Most queue items live for one round trip: the router enqueues a message,
+// delivers it, and the recipient's acknowledgement deletes it a few
+// milliseconds later. Written to Pebble, each such item costs a memtable
+// insert for the item, one for its deletion and one for the qh/ mark, and a
+// commit for each; profiles of the chat benchmark put that at a fifth of
+// the server's CPU. The journal keeps those items out of Pebble: Enqueue
+// appends the item to an append-only file (group-committed and fsynced like
+// Pebble's own log) and keeps it in memory as a "hot" item; an Ack of a hot
+// item only appends a small ack record. A checkpoint, run when the current
+// segment file has grown past a limit or has been open for a while, moves
+// the hot items that are still unacknowledged (the recipient is offline or
+// slow) into Pebble in one synced batch, together with the qh/ marks of the
+// users whose seqs the journal issued, and deletes the segments it covered.
+//
+// Files: <store dir>/queue-journal/<segment id, 16 hex digits>.log. A
+// record is a header (payload length, CRC-32C of the payload; both uint32
+// little-endian) and a payload: a type byte and its fields (see appendPut
+// and friends). The meta key m/queue-journal holds the highest segment id
+// whose items are already in Pebble; it is written in the checkpoint's
+// batch, so a crash between that commit and the deletion of the files
+// never replays a segment twice.
+//
+// Open replays the segments above the mark: puts minus the acks that
+// follow them, a drop record (DeleteAccount) clearing the user's earlier
+// items. It writes the survivors and qh/ marks to Pebble like a checkpoint
+// and deletes the files. A record that is cut short or fails its CRC ends
+// its segment: a crash can tear only the tail of the last write, and
+// nothing after a torn record was ever acknowledged (the fsync that would
+// have acknowledged it covers the torn bytes too).
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+const (
+	journalDirName = "queue-journal"
+	journalExt     = ".log"
+	keyJournalMark = tagMeta + "queue-journal"
+
+	recPut  = 1
+	recAck  = 2
+	recDrop = 3
+
+	recHeader = 8
+	// maxRecord bounds a record's payload on replay; a length above it is
+	// a torn or corrupt header, not a record. Stanzas are far smaller.
+	maxRecord = 64 << 20
+
+	// DefaultJournalSegment is the segment size after which a checkpoint
+	// runs (Options.JournalSegmentSize).
+	DefaultJournalSegment = 8 << 20
+	// journalMaxAge is how long a non-empty segment may stay open: it
+	// bounds how long an offline recipient's items stay in memory.
+	journalMaxAge = 10 * time.Second
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// journal is the append side: an in-memory buffer that a leader (whoever
+// needs its bytes written and finds nobody writing) writes and, if asked,
+// fsyncs; the others wait. Appends made while a write is in progress are
+// written by the next leader, so concurrent Enqueues share one write and
+// one fsync, as in Pebble's commit pipeline. Positions are byte offsets in
+// the journal as a whole, across segments.
+type journal struct {
+	dir   string
+	fsync bool
+	limit int64
+
+	mu       sync.Mutex
+	cond     sync.Cond // L = &mu; signalled when a write ends
+	f        *os.File  // current segment; nil while rotate opens the next
+	seg      uint64    // id of the segment new appends go to
+	segBytes int64
+	segStart time.Time
+	buf      []byte // appended, not yet handed to a writer
+	spare    []byte
+	appended int64 // position after the last append
+	written  int64 // position up to which bytes are written to a file
+	synced   int64 // position up to which bytes are fsynced
+	syncWant int64 // highest position some waiter wants fsynced
+	busy     bool  // a leader or rotate is writing
+	err      error // sticky: after a failed write nothing is acknowledged
+
+	kick chan struct{} // a checkpoint is due (segment over limit)
+}
+
+// openJournal creates the directory and the first segment, id seg.
+func openJournal(dir string, seg uint64, fsync bool, limit int64) (*journal, error) {
+	j := &journal{dir: dir, fsync: fsync, limit: limit, kick: make(chan struct{}, 1)}
+	j.cond.L = &j.mu
+	f, err := j.create(seg)
+	if err != nil {
+		return nil, err
+	}
+	j.f, j.seg, j.segStart = f, seg, time.Now()
+	return j, nil
+}
+
+func segmentName(id uint64) string { return fmt.Sprintf("%016x%s", id, journalExt) }
+
+// create opens a new segment file and makes its directory entry durable.
+func (j *journal) create(id uint64) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(j.dir, segmentName(id)), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("queue journal: create segment: %w", err)
+	}
+	if j.fsync {
+		if err := syncDir(j.dir); err != nil {
+			_ = f.Close()
+			return nil, fmt.Errorf("queue journal: %w", err)
+		}
+	}
+	return f, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// begin starts a record in j.buf: it takes j.mu and reserves the header.
+// The caller appends the payload and calls end.
+func (j *journal) begin() int {
+	j.mu.Lock()
+	start := len(j.buf)
+	j.buf = append(j.buf, make([]byte, recHeader)...)
+	return start
+}
+
+// end fills in the header of the record begun at start, releases j.mu and
+// returns the position after the record and the segment it belongs to.
+func (j *journal) end(start int) (pos int64, seg uint64) {
+	payload := j.buf[start+recHeader:]
+	binary.LittleEndian.PutUint32(j.buf[start:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(j.buf[start+4:], crc32.Checksum(payload, castagnoli))
+	n := int64(len(j.buf) - start)
+	j.appended += n
+	j.segBytes += n
+	pos, seg = j.appended, j.seg
+	over := j.segBytes >= j.limit
+	j.mu.Unlock()
+	if over {
+		select {
+		case j.kick <- struct{}{}:
+		default:
+		}
+	}
+	return pos, seg
+}
+
+func (j *journal) put(user string, seq uint64, stored, expires time.Time, stanza []byte) (int64, uint64) {
+	start := j.begin()
+	j.buf = appendPut(j.buf, user, seq, stored, expires, stanza)
+	return j.end(start)
+}
+
+func (j *journal) ack(user string, seqs []uint64) int64 {
+	start := j.begin()
+	j.buf = appendAck(j.buf, user, seqs)
+	pos, _ := j.end(start)
+	return pos
+}
+
+func (j *journal) drop(user string) int64 {
+	start := j.begin()
+	j.buf = appendDrop(j.buf, user)
+	pos, _ := j.end(start)
+	return pos
+}
+
+func appendPut(b []byte, user string, seq uint64, stored, expires time.Time, stanza []byte) []byte {
+	b = append(b, recPut)
+	b = appendString(b, user)
+	b = binary.AppendUvarint(b, seq)
+	b = appendTime(b, stored)
+	b = appendTime(b, expires)
+	return append(b, stanza...)
+}
+
+func appendAck(b []byte, user string, seqs []uint64) []byte {
+	b = append(b, recAck)
+	b = appendString(b, user)
+	b = binary.AppendUvarint(b, uint64(len(seqs)))
+	for _, s := range seqs {
+		b = binary.AppendUvarint(b, s)
+	}
+	return b
+}
+
+func appendDrop(b []byte, user string) []byte {
+	return appendString(append(b, recDrop), user)
+}
+
+// commit returns once every byte up to pos is written (and fsynced if
+// sync), or with the journal's sticky error.
+func (j *journal) commit(pos int64, sync bool) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if sync && pos > j.syncWant {
+		j.syncWant = pos
+	}
+	for {
+		if j.err != nil {
+			return j.err
+		}
+		if j.written >= pos && (!sync || j.synced >= pos) {
+			return nil
+		}
+		if j.busy {
+			j.cond.Wait()
+			continue
+		}
+		j.busy = true
+		buf, end, f := j.buf, j.appended, j.f
+		j.buf = j.spare[:0]
+		doSync := j.fsync && j.syncWant > j.synced
+		j.mu.Unlock()
+		err := writeAll(f, buf, doSync)
+		j.mu.Lock()
+		j.spare = buf[:0]
+		j.busy = false
+		if err != nil {
+			j.err = err
+		} else {
+			j.written = end
+			if doSync || !j.fsync {
+				j.synced = end
+			}
+		}
+		j.cond.Broadcast()
+	}
+}
+
+func writeAll(f *os.File, buf []byte, sync bool) error {
+	if len(buf) > 0 {
+		if _, err := f.Write(buf); err != nil {
+			return fmt.Errorf("queue journal: write: %w", err)
+		}
+	}
+	if sync {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("queue journal: fsync: %w", err)
+		}
+	}
+	return nil
+}
+
+// due reports whether the current segment should be checkpointed.
+func (j *journal) due(now time.Time) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.segBytes >= j.limit || (j.segBytes > 0 && now.Sub(j.segStart) >= journalMaxAge)
+}
+
+// rotate ends the current segment: from the moment it takes the lock,
+// appends belong to the next one. It writes and fsyncs the old segment
+// (its items are about to be moved and must not be lost if the move
+// fails) and returns its id.
+func (j *journal) rotate() (uint64, error) {
+	j.mu.Lock()
+	for j.busy {
+		j.cond.Wait()
+	}
+	if j.err != nil {
+		defer j.mu.Unlock()
+		return 0, j.err
+	}
+	old, f := j.seg, j.f
+	j.busy = true
+	buf, end := j.buf, j.appended
+	j.buf = j.spare[:0]
+	j.seg++
+	j.segBytes, j.segStart = 0, time.Now()
+	next := j.seg
+	j.mu.Unlock()
+
+	err := writeAll(f, buf, true)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("queue journal: close segment: %w", cerr)
+	}
+	var nf *os.File
+	if err == nil {
+		nf, err = j.create(next)
+	}
+
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.spare = buf[:0]
+	j.busy = false
+	j.cond.Broadcast()
+	if err != nil {
+		j.err = err
+		return 0, err
+	}
+	j.f = nf
+	j.written, j.synced = end, end
+	return old, nil
+}
+
+// removeThrough deletes the segment files with ids up to id.
+func (j *journal) removeThrough(id uint64) error {
+	ids, err := listSegments(j.dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, s := range ids {
+		if s <= id {
+			if err := os.Remove(filepath.Join(j.dir, segmentName(s))); err != nil {
+				errs = append(errs, fmt.Errorf("queue journal: remove segment: %w", err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// close writes what is buffered and closes the current segment.
+func (j *journal) close() error {
+	j.mu.Lock()
+	for j.busy {
+		j.cond.Wait()
+	}
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return j.err
+	}
+	err := writeAll(j.f, j.buf, j.fsync)
+	j.buf = nil
+	if cerr := j.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("queue journal: close segment: %w", cerr)
+	}
+	j.f = nil
+	if j.err == nil {
+		j.err = errJournalClosed
+	}
+	return err
+}
+
+var errJournalClosed = errors.New("queue journal: closed")
+
+// listSegments returns the ids of the segment files in dir, ascending.
+// Files that are not segments are left alone.
+func listSegments(dir string) ([]uint64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("queue journal: list %s: %w", dir, err)
+	}
+	var ids []uint64
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), journalExt)
+		if !ok || len(name) != 16 || !e.Type().IsRegular() {
+			continue
+		}
+		id, err := strconv.ParseUint(name, 16, 64)
+		if err != nil {
+			continue
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// journalRecord is one decoded record.
+type journalRecord struct {
+	typ     byte
+	user    string
+	seq     uint64 // put
+	stored  time.Time
+	expires time.Time
+	stanza  []byte   // put; aliases the segment's bytes
+	seqs    []uint64 // ack
+}
+
+// scanSegment calls fn for each intact record of data, in order, and
+// returns the number of bytes that formed intact records. A record that is
+// cut short, too long, or fails its checksum ends the scan.
+func scanSegment(data []byte, fn func(journalRecord)) int {
+	off := 0
+	for len(data)-off >= recHeader {
+		n := int(binary.LittleEndian.Uint32(data[off:]))
+		sum := binary.LittleEndian.Uint32(data[off+4:])
+		if n > maxRecord || n > len(data)-off-recHeader {
+			break
+		}
+		payload := data[off+recHeader : off+recHeader+n]
+		if crc32.Checksum(payload, castagnoli) != sum {
+			break
+		}
+		rec, ok := decodeRecord(payload)
+		if !ok {
+			break
+		}
+		fn(rec)
+		off += recHeader + n
+	}
+	return off
+}
+
+func decodeRecord(p []byte) (journalRecord, bool) {
+	if len(p) == 0 {
+		return journalRecord{}, false
+	}
+	d := decoder{b: p[1:]}
+	r := journalRecord{typ: p[0]}
+	r.user = d.string()
+	switch r.typ {
+	case recPut:
+		r.seq = d.uvarint()
+		r.stored = d.time()
+		r.expires = d.time()
+		r.stanza = d.b
+	case recAck:
+		n := d.uvarint()
+		if n > uint64(len(d.b)) { // each seq takes at least a byte
+			return journalRecord{}, false
+		}
+		r.seqs = make([]uint64, 0, n)
+		for range n {
+			r.seqs = append(r.seqs, d.uvarint())
+		}
+		if len(d.b) != 0 {
+			d.fail()
+		}
+	case recDrop:
+		if len(d.b) != 0 {
+			d.fail()
+		}
+	default:
+		return journalRecord{}, false
+	}
+	if d.err != nil || r.user == "" || (r.typ == recPut && r.seq == 0) {
+		return journalRecord{}, false
+	}
+	return r, true
+}

@@ -1,0 +1,348 @@
+package pebble
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/parley-im/parley/internal/store"
+)
+
+// TestJournalCrashReplay: a child process enqueues, acknowledges, runs a
+// checkpoint, deletes and recreates an account, and exits without closing
+// the store, as a crash would (the journal's bytes are written; nothing
+// moved them into Pebble). Reopened, the store must hold exactly the
+// unacknowledged items, with the seqs they had, and issue no seq again.
+func TestJournalCrashReplay(t *testing.T) {
+	if dir := os.Getenv("PARLEY_JOURNAL_CHILD"); dir != "" {
+		journalCrashChild(t, dir)
+		os.Exit(0) // no Close: the crash under test
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestJournalCrashReplay$")
+	cmd.Env = append(os.Environ(), "PARLEY_JOURNAL_CHILD="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	segs, err := listSegments(filepath.Join(dir, journalDirName))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("child left segments %v, %v; want some to replay", segs, err)
+	}
+
+	s, err := Open(dir, Options{Durability: DurabilityFsync, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	want := map[string][]string{
+		"alice": {"2:a2", "3:a3", "5:a5"},
+		"bob":   {"1:b1", "2:b2"},
+		"carol": {"1:c-new"},
+	}
+	total := 0
+	for user, w := range want {
+		items, err := s.Pending(ctx, user, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, it := range items {
+			got = append(got, fmt.Sprintf("%d:%s", it.Seq, it.Stanza))
+		}
+		if !slices.Equal(got, w) {
+			t.Errorf("%s after replay: %q, want %q", user, got, w)
+		}
+		total += len(w)
+	}
+	if got := s.QueueTotal(); got != int64(total) {
+		t.Errorf("QueueTotal = %d, want %d", got, total)
+	}
+	for user, last := range map[string]uint64{"alice": 5, "bob": 3, "carol": 1} {
+		seq, err := s.Enqueue(ctx, user, []byte("next"), time.Time{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seq <= last {
+			t.Errorf("%s: seq %d issued again after replay (child issued up to %d)", user, seq, last)
+		}
+	}
+	left, err := listSegments(filepath.Join(dir, journalDirName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || left[0] <= slices.Max(segs) {
+		t.Errorf("segments after replay %v; want one new segment above %v", left, segs)
+	}
+}
+
+func journalCrashChild(t *testing.T, dir string) {
+	s, err := Open(dir, Options{Durability: DurabilityFsync, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	enqueue := func(user, body string) uint64 {
+		seq, err := s.Enqueue(ctx, user, []byte(body), time.Time{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+	ack := func(user string, seqs ...uint64) {
+		if err := s.Ack(ctx, user, seqs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a1 := enqueue("alice", "a1")
+	enqueue("alice", "a2")
+	enqueue("alice", "a3")
+	checkpointNow(t, s) // a1..a3 in Pebble, their segment gone
+	a4 := enqueue("alice", "a4")
+	enqueue("alice", "a5")
+	ack("alice", a1, a4) // one from Pebble, one hot
+	enqueue("bob", "b1")
+	enqueue("bob", "b2")
+	ack("bob", enqueue("bob", "b3")) // bob's highest seq only in the journal
+	if err := s.CreateAccount(ctx, store.Account{Username: "carol", Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	enqueue("carol", "c-old1")
+	enqueue("carol", "c-old2")
+	if err := s.DeleteAccount(ctx, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	enqueue("carol", "c-new")
+}
+
+// TestJournalMarkSkipsMovedSegment: a crash after a checkpoint committed
+// but before it deleted its segment leaves a segment whose items are
+// already in Pebble. Replaying it would bring back an item acknowledged
+// since; the mark written with the checkpoint must make replay skip it.
+func TestJournalMarkSkipsMovedSegment(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{Durability: DurabilityOS, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	seq, err := s.Enqueue(ctx, "alice", []byte("m"), time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jdir := filepath.Join(dir, journalDirName)
+	segs, err := listSegments(jdir)
+	if err != nil || len(segs) != 1 {
+		t.Fatalf("segments %v, %v", segs, err)
+	}
+	name := filepath.Join(jdir, segmentName(segs[0]))
+	saved, err := os.ReadFile(name)
+	if err != nil || len(saved) == 0 {
+		t.Fatalf("segment %s: %d bytes, %v", name, len(saved), err)
+	}
+	checkpointNow(t, s)
+	if err := s.Ack(ctx, "alice", seq); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, saved, 0o600); err != nil { // the unlink that was lost
+		t.Fatal(err)
+	}
+	s, err = Open(dir, Options{Durability: DurabilityOS, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if items, err := s.Pending(ctx, "alice", 0, 0); err != nil || len(items) != 0 {
+		t.Fatalf("Pending after replaying a moved segment: %d items, %v; want none", len(items), err)
+	}
+	if _, err := os.Stat(name); !os.IsNotExist(err) {
+		t.Errorf("moved segment still there after Open: %v", err)
+	}
+}
+
+// TestJournalCloseLeavesNothing: Close moves hot items into Pebble and
+// removes the journal, so a store closed cleanly needs no replay and the
+// items are still there.
+func TestJournalCloseLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{Durability: DurabilityOS, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	for i := range 3 {
+		if _, err := s.Enqueue(ctx, "alice", []byte{'m', byte('0' + i)}, time.Time{}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if segs, err := listSegments(filepath.Join(dir, journalDirName)); err != nil || len(segs) != 0 {
+		t.Fatalf("segments after Close: %v, %v", segs, err)
+	}
+	s, err = Open(dir, Options{Durability: DurabilityOS, Logger: quiet, DisableQueueJournal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	items, err := s.Pending(ctx, "alice", 0, 0)
+	if err != nil || len(items) != 3 || string(items[2].Stanza) != "m2" {
+		t.Fatalf("Pending after reopen: %v, %v", items, err)
+	}
+}
+
+// TestJournalHotItemsLeaveMemory: an offline user's items move into Pebble
+// at the next checkpoint, so the journal holds memory only for items
+// younger than a segment.
+func TestJournalHotItemsLeaveMemory(t *testing.T) {
+	s := openTest(t, Options{Durability: DurabilityOS, JournalSegmentSize: 4096})
+	defer s.Close()
+	ctx := t.Context()
+	body := bytes.Repeat([]byte("x"), 200)
+	for range 200 { // ~50 KB: a dozen segments
+		if _, err := s.Enqueue(ctx, "offline", body, time.Time{}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkpointNow(t, s) // the loop runs asynchronously; this one is certain
+	q := &s.queues[s.stripe("offline")]
+	q.mu.Lock()
+	hot := len(q.users["offline"].hot)
+	q.mu.Unlock()
+	if hot != 0 {
+		t.Errorf("%d items still hot after a checkpoint", hot)
+	}
+	if n, err := s.Depth(ctx, "offline"); err != nil || n != 200 {
+		t.Errorf("Depth = %d, %v; want 200", n, err)
+	}
+	items, err := s.Pending(ctx, "offline", 0, 0)
+	if err != nil || len(items) != 200 {
+		t.Fatalf("Pending: %d items, %v", len(items), err)
+	}
+	for i, it := range items {
+		if it.Seq != uint64(i+1) || !bytes.Equal(it.Stanza, body) {
+			t.Fatalf("item %d: seq %d, %d bytes", i, it.Seq, len(it.Stanza))
+		}
+	}
+}
+
+// TestScanSegmentTornTail: every prefix of a segment yields exactly the
+// records that are whole in it, and a flipped byte ends the scan at the
+// record it hits.
+func TestScanSegmentTornTail(t *testing.T) {
+	var seg []byte
+	var ends []int
+	add := func(payload []byte) {
+		j := &journal{buf: seg, limit: 1 << 30, kick: make(chan struct{}, 1)}
+		start := j.begin()
+		j.buf = append(j.buf, payload...)
+		j.end(start)
+		seg = j.buf
+		ends = append(ends, len(seg))
+	}
+	now := time.Unix(1700000000, 5).UTC()
+	add(appendPut(nil, "alice", 1, now, time.Time{}, []byte("<message/>")))
+	add(appendAck(nil, "alice", []uint64{1, 7, 1 << 40}))
+	add(appendDrop(nil, "bob"))
+	add(appendPut(nil, "bob", 9, now, now.Add(time.Hour), nil))
+
+	var all []journalRecord
+	if n := scanSegment(seg, func(r journalRecord) { all = append(all, r) }); n != len(seg) || len(all) != 4 {
+		t.Fatalf("whole segment: %d of %d bytes, %d records", n, len(seg), len(all))
+	}
+	if r := all[0]; r.typ != recPut || r.user != "alice" || r.seq != 1 || !r.stored.Equal(now) || !r.expires.IsZero() || string(r.stanza) != "<message/>" {
+		t.Errorf("put decoded as %+v", r)
+	}
+	if r := all[1]; r.typ != recAck || !slices.Equal(r.seqs, []uint64{1, 7, 1 << 40}) {
+		t.Errorf("ack decoded as %+v", r)
+	}
+	if r := all[2]; r.typ != recDrop || r.user != "bob" {
+		t.Errorf("drop decoded as %+v", r)
+	}
+	if r := all[3]; r.seq != 9 || !r.expires.Equal(now.Add(time.Hour)) || len(r.stanza) != 0 {
+		t.Errorf("second put decoded as %+v", r)
+	}
+
+	for cut := range len(seg) {
+		whole := 0
+		for _, e := range ends {
+			if e <= cut {
+				whole++
+			}
+		}
+		got := 0
+		n := scanSegment(seg[:cut], func(journalRecord) { got++ })
+		if got != whole || (whole > 0 && n != ends[whole-1]) || (whole == 0 && n != 0) {
+			t.Fatalf("prefix of %d bytes: %d records, %d bytes; want %d records", cut, got, n, whole)
+		}
+	}
+	for i := range seg {
+		bad := slices.Clone(seg)
+		bad[i] ^= 0x40
+		got := 0
+		scanSegment(bad, func(journalRecord) { got++ })
+		hit := 0 // the record holding byte i
+		for hit < len(ends) && ends[hit] <= i {
+			hit++
+		}
+		if got > hit {
+			t.Fatalf("byte %d flipped: %d records read, the damaged record is #%d", i, got, hit)
+		}
+	}
+}
+
+// FuzzScanSegment: any bytes scan (and decode as one payload) without
+// panicking, and what decodes re-encodes to records that decode the same.
+func FuzzScanSegment(f *testing.F) {
+	j := &journal{limit: 1 << 30, kick: make(chan struct{}, 1)}
+	j.put("alice", 3, time.Unix(1, 2), time.Time{}, []byte("<m/>"))
+	j.ack("alice", []uint64{3})
+	j.drop("alice")
+	f.Add(j.buf)
+	f.Add(j.buf[recHeader:])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var recs []journalRecord
+		n := scanSegment(data, func(r journalRecord) { recs = append(recs, r) })
+		if n > len(data) {
+			t.Fatalf("scanned %d of %d bytes", n, len(data))
+		}
+		if r, ok := decodeRecord(data); ok {
+			recs = append(recs, r)
+		}
+		re := &journal{limit: 1 << 30, kick: make(chan struct{}, 1)}
+		for _, r := range recs {
+			switch r.typ {
+			case recPut:
+				re.put(r.user, r.seq, r.stored, r.expires, r.stanza)
+			case recAck:
+				re.ack(r.user, r.seqs)
+			case recDrop:
+				re.drop(r.user)
+			}
+		}
+		var again []journalRecord
+		if m := scanSegment(re.buf, func(r journalRecord) { again = append(again, r) }); m != len(re.buf) {
+			t.Fatalf("re-encoded records scan %d of %d bytes", m, len(re.buf))
+		}
+		if len(again) != len(recs) {
+			t.Fatalf("%d records re-encoded, %d read back", len(recs), len(again))
+		}
+		for i, a := range again {
+			r := recs[i]
+			if a.typ != r.typ || a.user != r.user || a.seq != r.seq || !a.stored.Equal(r.stored) ||
+				!a.expires.Equal(r.expires) || !bytes.Equal(a.stanza, r.stanza) || !slices.Equal(a.seqs, r.seqs) {
+				t.Fatalf("record %d: %+v read back as %+v", i, r, a)
+			}
+		}
+	})
+}
