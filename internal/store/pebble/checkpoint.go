@@ -12,6 +12,11 @@ import (
 // checkpointTick is how often the checkpoint loop looks at the journal.
 const checkpointTick = time.Second
 
+// slowCheckpoint is how long a checkpoint may hold every queue stripe (one
+// Pebble fsync, normally) before it is logged: queue operations wait
+// meanwhile.
+const slowCheckpoint = 50 * time.Millisecond
+
 // replayJournal moves what the journal's segments above the mark hold into
 // Pebble and deletes every segment file (see journal.go). It returns the id
 // the next segment must have: above every id used so far, so that the mark
@@ -138,12 +143,16 @@ func (s *Store) checkpoint(db *pebble.DB) error {
 	if err != nil {
 		return err
 	}
+	start := time.Now()
 	for i := range s.queues {
 		s.queues[i].mu.Lock()
 	}
 	n, err := s.moveHotLocked(db, old)
 	for i := range s.queues {
 		s.queues[i].mu.Unlock()
+	}
+	if held := time.Since(start); held > slowCheckpoint {
+		s.log.Warn("queue journal: slow checkpoint held the queues", "held", held, "moved", n)
 	}
 	if err != nil {
 		return fmt.Errorf("queue journal: checkpoint: %w", err)
@@ -231,11 +240,15 @@ func (s *Store) checkpointLoop() {
 	defer close(s.ckptDone)
 	t := time.NewTicker(checkpointTick)
 	defer t.Stop()
+	failed := false // after a failure, retry on ticks only, not on every append's kick
 	for {
 		select {
 		case <-s.stopCkpt:
 			return
 		case <-s.journal.kick:
+			if failed {
+				continue
+			}
 		case now := <-t.C:
 			if !s.journal.due(now) {
 				continue
@@ -245,10 +258,11 @@ func (s *Store) checkpointLoop() {
 		if err != nil {
 			return
 		}
-		if err := s.checkpoint(db); err != nil {
+		err = s.checkpoint(db)
+		s.mu.RUnlock()
+		if failed = err != nil; failed {
 			s.log.Error("queue journal checkpoint failed", "err", err)
 		}
-		s.mu.RUnlock()
 	}
 }
 

@@ -226,6 +226,7 @@ func (j *journal) commit(pos int64, sync bool) error {
 	}
 	for {
 		if j.err != nil {
+			j.buf = j.buf[:0] // nothing is written any more: do not pile up
 			return j.err
 		}
 		if j.written >= pos && (!sync || j.synced >= pos) {

@@ -346,3 +346,49 @@ func FuzzScanSegment(f *testing.F) {
 		}
 	})
 }
+
+// TestJournalWriteFailure: once a journal write fails, every Enqueue fails
+// (nothing unwritten is acknowledged), the buffer does not pile up, the
+// failed items are not counted or served, and what was acknowledged before
+// is still there after reopening.
+func TestJournalWriteFailure(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{Durability: DurabilityFsync, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := s.Enqueue(ctx, "alice", []byte("kept"), time.Time{}, 0); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.journal.f.Close() // the disk goes away under the journal
+	for i := range 100 {
+		if _, err := s.Enqueue(ctx, "alice", []byte("lost"), time.Time{}, 0); err == nil {
+			t.Fatalf("Enqueue %d succeeded after the journal's file failed", i)
+		}
+	}
+	s.journal.mu.Lock()
+	buffered := len(s.journal.buf)
+	s.journal.mu.Unlock()
+	if buffered > 1024 {
+		t.Errorf("%d bytes buffered after failed writes", buffered)
+	}
+	if n, err := s.Depth(ctx, "alice"); err != nil || n != 1 {
+		t.Errorf("Depth = %d, %v; want 1", n, err)
+	}
+	if items, err := s.Pending(ctx, "alice", 0, 0); err != nil || len(items) != 1 {
+		t.Errorf("Pending: %d items, %v; want 1", len(items), err)
+	}
+	if err := s.Close(); err == nil {
+		t.Error("Close reported no error with a failed journal")
+	}
+	s, err = Open(dir, Options{Durability: DurabilityFsync, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	items, err := s.Pending(ctx, "alice", 0, 0)
+	if err != nil || len(items) != 1 || string(items[0].Stanza) != "kept" {
+		t.Fatalf("after reopen: %v, %v; want only the acknowledged item", items, err)
+	}
+}
