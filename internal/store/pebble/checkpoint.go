@@ -133,8 +133,14 @@ func (s *Store) replayJournal(db *pebble.DB) (uint64, error) {
 // into Pebble, raises the qh/ marks the journal got ahead of, and deletes
 // those segments. It holds every queue stripe from the scan to the end of
 // the commit: no Enqueue, Ack or DeleteAccount can interleave, so an item
-// is either hot or in Pebble and a qh/ write never races another. That
-// pause is one fsync, every few seconds.
+// is either hot or in Pebble and a qh/ write never races another. The
+// commit does not wait for the disk (see below), so the pause is the scan
+// and a memtable apply, every few seconds.
+//
+// Until the log is synced, a crash may lose the batch; the segments are
+// still there then and replay moves the items again. Later writes that
+// reached the disk (an ack's SingleDelete of a moved item) imply the batch
+// did too: Pebble's log is written in order.
 func (s *Store) checkpoint(db *pebble.DB) error {
 	s.ckpt.Lock()
 	defer s.ckpt.Unlock()
@@ -156,6 +162,12 @@ func (s *Store) checkpoint(db *pebble.DB) error {
 	}
 	if err != nil {
 		return fmt.Errorf("queue journal: checkpoint: %w", err)
+	}
+	// The batch was committed without waiting for the disk, so that the
+	// queues were held for the memtable apply only, not for an fsync. The
+	// segments go once the log, with the batch and its mark, is synced.
+	if err := db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("queue journal: checkpoint: sync: %w", err)
 	}
 	if err := j.removeThrough(old); err != nil {
 		return err
@@ -196,7 +208,7 @@ func (s *Store) moveHotLocked(db *pebble.DB, old uint64) (int, error) {
 	if err := b.Set([]byte(keyJournalMark), encodeUint(old), nil); err != nil {
 		return 0, err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(pebble.NoSync); err != nil {
 		return 0, err
 	}
 	for i := range s.queues {
