@@ -40,6 +40,16 @@ var readPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); retur
 // stays with crypto/tls (tls). The handshake's outcome is kept in state
 // until the session has authenticated (ReleaseTLSState).
 //
+// Once nothing needs Go's poller any more (the connection is in ours, and
+// is plain TCP after authentication or carried by tlsrec), the reader
+// detaches it (detach): the socket is kept through a duplicate descriptor
+// of our own, which our poller watches for reads and for room to write,
+// and the net.TCPConn is closed, which returns its netFD (about 300
+// bytes) to the GC and its runtime pollDesc (about 250 bytes, never freed
+// otherwise) to the runtime's cache. Writes then go to the descriptor
+// itself (rawWrite). TLS 1.2 stays attached: crypto/tls reads and writes
+// through the net.Conn.
+//
 // Every idle session keeps one, so its fields are counted (docs/density.md).
 type Conn struct {
 	l     *Listener
@@ -57,13 +67,38 @@ type Conn struct {
 	// The reader alone sets it (under mu, as idleExpired reads busy), so
 	// the reader reads it without the lock: an authenticated session's
 	// turns take no lock at all.
-	idle     *time.Timer
-	kind     connKind
-	busy     bool // a turn is on; kept only while idle is set
-	closed   bool
-	more     bool        // reader-owned: the last read may have left bytes
-	finished atomic.Bool // set under mu
+	idle   *time.Timer
+	kind   connKind
+	busy   bool // a turn is on; kept only while idle is set
+	closed bool
+	more   bool // reader-owned: the last read may have left bytes
+	// flags holds the flag bits below and, from refShift up, the number
+	// of users of the socket outside the reader (writers, Close's
+	// shutdown), which the detaching waits for and the last of which
+	// closes a detached descriptor once finish has released it.
+	flags atomic.Uint32
 }
+
+// The bits of Conn.flags.
+const (
+	// flagFinished: finish has begun (set under mu).
+	flagFinished uint32 = 1 << iota
+	// flagClosing: Close has begun; a detached write waits at most
+	// closeNotifyTimeout.
+	flagClosing
+	// flagMoved: the poller watches a duplicate descriptor of the socket
+	// (c.poll.FD()), which the connection owns, while tcp is still open.
+	flagMoved
+	// flagDetached: the socket is that descriptor alone; tcp and raw are
+	// nil.
+	flagDetached
+	// flagFDClose: finish has released the detached descriptor; the last
+	// user closes it.
+	flagFDClose
+
+	refShift        = 8
+	refOne   uint32 = 1 << refShift
+)
 
 // connKind is what Kind reports.
 type connKind uint8
@@ -93,14 +128,14 @@ func (c *Conn) Write(p []byte) error {
 		_, err := c.rec.Write(p)
 		return err
 	}
-	var w net.Conn = c.tcp
 	if c.tls != nil {
-		w = c.tls
+		if d := c.l.cfg.WriteTimeout; d > 0 {
+			_ = c.tls.SetWriteDeadline(time.Now().Add(d))
+		}
+		_, err := c.tls.Write(p)
+		return err
 	}
-	if d := c.l.cfg.WriteTimeout; d > 0 {
-		_ = w.SetWriteDeadline(time.Now().Add(d))
-	}
-	_, err := w.Write(p)
+	_, err := c.writeSock(p, true)
 	return err
 }
 
@@ -111,6 +146,9 @@ func (c *Conn) CanStartTLS() bool { return c.state == nil }
 func (c *Conn) StartTLS(cfg *tls.Config) error {
 	if c.state != nil {
 		return errors.New("listener: TLS already active")
+	}
+	if c.flags.Load()&(flagMoved|flagDetached) != 0 {
+		return errors.New("listener: STARTTLS after authentication")
 	}
 	if err := c.handshake(cfg); err != nil {
 		return err
@@ -130,7 +168,7 @@ const handshakeTimeout = 15 * time.Second
 func (c *Conn) handshake(cfg *tls.Config) error {
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	defer cancel()
-	res, err := tlsrec.Handshake(ctx, c.tcp, cfg)
+	res, err := tlsrec.Handshake(ctx, (*sock)(c), cfg)
 	if err != nil {
 		return fmt.Errorf("listener: TLS handshake: %w", err)
 	}
@@ -187,6 +225,7 @@ func (c *Conn) Close() error {
 	if done {
 		return nil
 	}
+	c.flags.Or(flagClosing)
 	switch {
 	case c.rec != nil:
 		c.rec.CloseNotify(closeNotifyTimeout)
@@ -196,12 +235,19 @@ func (c *Conn) Close() error {
 		_ = c.tls.SetWriteDeadline(time.Now().Add(closeNotifyTimeout))
 		_ = c.tls.CloseWrite()
 	}
+	s, ok := c.acquire()
+	if !ok {
+		return nil // finish is closing the descriptor: the stream ends
+	}
 	var err error
-	if cerr := c.raw.Control(func(fd uintptr) {
+	if s&flagDetached != 0 {
+		err = syscall.Shutdown(c.poll.FD(), syscall.SHUT_RDWR)
+	} else if cerr := c.raw.Control(func(fd uintptr) {
 		err = syscall.Shutdown(int(fd), syscall.SHUT_RDWR)
 	}); cerr != nil {
 		err = cerr
 	}
+	c.release()
 	if errors.Is(err, syscall.ENOTCONN) {
 		err = nil // the peer is already gone
 	}
@@ -276,7 +322,7 @@ func (c *Conn) Readable() { c.turn() }
 // other turn runs for the connection meanwhile.
 func (c *Conn) turn() {
 	defer c.recoverPanic()
-	if c.finished.Load() {
+	if c.flags.Load()&flagFinished != 0 {
 		return // not expected: the poller starts no turn after Remove
 	}
 	for {
@@ -298,6 +344,7 @@ func (c *Conn) turn() {
 		}
 		// Before Done: once the turn has ended, another may own the
 		// connection.
+		c.detach()
 		c.idleRestart()
 		if !c.poll.Done() {
 			return
@@ -336,7 +383,7 @@ func (c *Conn) idleRestart() {
 	defer c.mu.Unlock()
 	c.busy = false
 	switch {
-	case c.finished.Load():
+	case c.flags.Load()&flagFinished != 0:
 	case authed:
 		if c.idle != nil {
 			c.idle.Stop()
@@ -353,7 +400,7 @@ func (c *Conn) idleRestart() {
 // authenticating. A reader that is running restarts the timer when done.
 func (c *Conn) idleExpired() {
 	c.mu.Lock()
-	skip := c.busy || c.finished.Load()
+	skip := c.busy || c.flags.Load()&flagFinished != 0
 	c.mu.Unlock()
 	if !skip {
 		c.l.log.Debug("listener: idle before authentication", "ip", c.ip)
@@ -365,11 +412,11 @@ func (c *Conn) idleExpired() {
 // descriptor, release the tracker slot.
 func (c *Conn) finish() {
 	c.mu.Lock()
-	if c.finished.Load() {
+	if c.flags.Load()&flagFinished != 0 {
 		c.mu.Unlock()
 		return
 	}
-	c.finished.Store(true)
+	c.flags.Or(flagFinished)
 	if c.idle != nil {
 		c.idle.Stop()
 		c.idle = nil
@@ -385,7 +432,19 @@ func (c *Conn) finish() {
 		c.sess.End()
 	}()
 	_ = c.Close() // close_notify and shutdown, if End did not
-	_ = c.tcp.Close()
+	switch s := c.flags.Load(); {
+	case s&flagDetached != 0:
+		// A writer may still be on the descriptor: the last one out
+		// closes it.
+		if old := c.flags.Or(flagFDClose); old>>refShift == 0 {
+			_ = syscall.Close(c.poll.FD())
+		}
+	default:
+		_ = c.tcp.Close()
+		if s&flagMoved != 0 {
+			_ = syscall.Close(c.poll.FD()) // unregistered by Remove
+		}
+	}
 	c.l.cfg.Tracker.release(c.ip, c.sess)
 }
 
@@ -486,15 +545,24 @@ func (c *Conn) readOnce() (more, ok bool) {
 // hold more (see netpoll.Handler for when a read proves it dry).
 func (c *Conn) readNow(b []byte) (int, error) {
 	var n int
-	var serr error
-	err := c.raw.Read(func(fd uintptr) bool {
+	var serr, err error
+	if c.flags.Load()&flagDetached != 0 {
+		fd := c.poll.FD()
 		for {
-			n, serr = syscall.Read(int(fd), b)
-			if serr != syscall.EINTR {
-				return true
+			if n, serr = syscall.Read(fd, b); serr != syscall.EINTR {
+				break
 			}
 		}
-	})
+	} else {
+		err = c.raw.Read(func(fd uintptr) bool {
+			for {
+				n, serr = syscall.Read(int(fd), b)
+				if serr != syscall.EINTR {
+					return true
+				}
+			}
+		})
+	}
 	switch {
 	case err != nil:
 		return 0, err

@@ -13,7 +13,11 @@
 // mark so that the handler reads again instead of going idle.
 //
 // The sockets stay in Go's own poller too, which serves their writes and
-// any blocking read a handler makes (a TLS handshake).
+// any blocking read a handler makes (a TLS handshake), until their owner
+// moves the registration to a duplicate descriptor of its own (Refd) and
+// closes Go's: the registration then also tells a blocked writer when
+// the socket takes bytes again (ArmWrite), so that the socket needs
+// nothing from Go's poller.
 //
 // The epoll instance is itself registered in Go's poller (an epoll file
 // descriptor is readable while it has events), and the poller's goroutine
@@ -28,10 +32,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // Handler is told that its socket is readable (or at EOF, or in error):
@@ -100,6 +106,10 @@ type Handle struct {
 	// fills what was padding: a registration costs no more than when it
 	// was re-armed one-shot.
 	state atomic.Uint32
+	// wait is the writer waiting for room in the socket, if any (see
+	// ArmWrite): nil while nobody waits, which is always for an idle
+	// socket.
+	wait atomic.Pointer[Waiter]
 }
 
 // The bits of Handle.state.
@@ -156,6 +166,9 @@ const regEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET
 // on some architectures (amd64 among them), which does not fit the uint32
 // of an event; its value is fixed by the kernel ABI.
 const epollET = 1 << 31
+
+// writeEvents wake a writer waiting for room (see ArmWrite).
+const writeEvents = syscall.EPOLLOUT | syscall.EPOLLHUP | syscall.EPOLLERR
 
 // closingEvents are the events after which a short read may be followed
 // by the end of the stream, which no further event announces.
@@ -251,6 +264,124 @@ func (h *Handle) Remove() {
 	}
 	_ = syscall.EpollCtl(h.p.epfd, syscall.EPOLL_CTL_DEL, int(h.fd), nil)
 	h.p.release(h)
+	// A writer waiting for room would wait for an event that no longer
+	// comes: it finds the registration removed.
+	if w := h.wait.Load(); w != nil {
+		w.wake()
+	}
+}
+
+// FD is the registered descriptor (-1 for the zero Handle).
+func (h *Handle) FD() int {
+	if h.p == nil {
+		return -1
+	}
+	return int(h.fd)
+}
+
+// Refd moves the registration to newfd, another descriptor of the same
+// socket (a dup), and adds EPOLLOUT to it, edge-triggered like the rest:
+// it reports once at once, then only after the socket had no room (a
+// write returned EAGAIN) and has some again. An event with only EPOLLOUT
+// starts no turn; it wakes a writer waiting in ArmWrite's Waiter.
+//
+// No event is lost: newfd is registered before the old descriptor is
+// unregistered (an event in between may come twice, which a turn handles
+// as for any event). The old registration must go explicitly: epoll
+// drops a registration by itself only when the last descriptor of the
+// socket closes, which newfd prevents, and the stale one would report
+// every event again. Call Refd from the turn (or while no turn can
+// start), never concurrently with Remove; the caller closes the old
+// descriptor afterwards if it wants.
+func (h *Handle) Refd(newfd int) error {
+	if h.p == nil || h.state.Load()&removed != 0 {
+		return errors.New("netpoll: refd: not registered")
+	}
+	ev := syscall.EpollEvent{Events: regEvents | syscall.EPOLLOUT, Fd: h.slot, Pad: h.gen}
+	if err := syscall.EpollCtl(h.p.epfd, syscall.EPOLL_CTL_ADD, newfd, &ev); err != nil {
+		return fmt.Errorf("netpoll: epoll_ctl add: %w", err)
+	}
+	if err := syscall.EpollCtl(h.p.epfd, syscall.EPOLL_CTL_DEL, int(h.fd), nil); err != nil {
+		_ = syscall.EpollCtl(h.p.epfd, syscall.EPOLL_CTL_DEL, newfd, nil)
+		return fmt.Errorf("netpoll: epoll_ctl del: %w", err)
+	}
+	h.fd = int32(newfd)
+	return nil
+}
+
+// Waiter is a writer waiting for room in a socket registered by Refd.
+// It exists only while a write waits: an idle socket costs nothing.
+type Waiter struct {
+	h     *Handle
+	ch    chan struct{}
+	t     *time.Timer // of the deadline, made by the first Wait that needs one
+	armed bool        // false: another writer holds the registration's wait
+}
+
+// ArmWrite prepares a wait for room, for a writer whose write returned
+// EAGAIN; it must then retry the write before it calls Wait (room that
+// came before ArmWrite is never announced again), and call Disarm when
+// it is done. One writer at a time waits by events; should another wait
+// already, this one polls (every millisecond).
+func (h *Handle) ArmWrite() *Waiter {
+	w := &Waiter{h: h, ch: make(chan struct{}, 1)}
+	w.armed = h.wait.CompareAndSwap(nil, w)
+	return w
+}
+
+// Disarm ends the wait; the Waiter is not used again.
+func (w *Waiter) Disarm() {
+	if w.armed {
+		w.h.wait.CompareAndSwap(w, nil)
+	}
+	if w.t != nil {
+		w.t.Stop()
+	}
+}
+
+func (w *Waiter) wake() {
+	select {
+	case w.ch <- struct{}{}:
+	default:
+	}
+}
+
+// Wait waits until an event may have made room in the socket (EPOLLOUT,
+// or the peer's end or an error: the write then fails), after which the
+// writer retries; until deadline (zero: none), returning
+// os.ErrDeadlineExceeded (a net.Error whose Timeout is true); or until the
+// registration is removed, returning net.ErrClosed.
+func (w *Waiter) Wait(deadline time.Time) error {
+	if w.h.state.Load()&removed != 0 {
+		return net.ErrClosed
+	}
+	var d time.Duration = -1
+	if !deadline.IsZero() {
+		if d = time.Until(deadline); d <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+	}
+	if !w.armed && (d < 0 || d > time.Millisecond) {
+		d = time.Millisecond
+	}
+	if d < 0 {
+		<-w.ch
+		return nil
+	}
+	if w.t == nil {
+		w.t = time.NewTimer(d)
+	} else {
+		w.t.Reset(d) // no stale expiry is left to receive (Go 1.23)
+	}
+	select {
+	case <-w.ch:
+		return nil
+	case <-w.t.C:
+		if !w.armed && (deadline.IsZero() || time.Now().Before(deadline)) {
+			return nil
+		}
+		return os.ErrDeadlineExceeded
+	}
 }
 
 func (p *Poller) release(h *Handle) {
@@ -319,6 +450,14 @@ func (p *Poller) dispatch(events []syscall.EpollEvent, start []Handler) []Handle
 		r := &p.regs[ev.Fd]
 		if r.hd == nil || r.hd.gen != ev.Pad {
 			continue
+		}
+		if ev.Events&writeEvents != 0 {
+			if w := r.hd.wait.Load(); w != nil {
+				w.wake()
+			}
+			if ev.Events&^syscall.EPOLLOUT == 0 {
+				continue // room to write only: no turn
+			}
 		}
 		var flags uint32
 		if ev.Events&closingEvents != 0 {

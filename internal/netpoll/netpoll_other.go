@@ -2,7 +2,11 @@
 
 package netpoll
 
-import "errors"
+import (
+	"errors"
+	"net"
+	"time"
+)
 
 // Handler is told that its socket is readable.
 type Handler interface {
@@ -36,3 +40,21 @@ func (h *Handle) Remove() {}
 
 // Len is 0.
 func (p *Poller) Len() int { return 0 }
+
+// FD is -1: nothing is registered.
+func (h *Handle) FD() int { return -1 }
+
+// Refd always fails.
+func (h *Handle) Refd(newfd int) error { return errors.New("netpoll: unsupported") }
+
+// Waiter is a writer waiting for room; it never waits here.
+type Waiter struct{}
+
+// ArmWrite returns a Waiter whose Wait fails.
+func (h *Handle) ArmWrite() *Waiter { return &Waiter{} }
+
+// Disarm does nothing.
+func (w *Waiter) Disarm() {}
+
+// Wait reports the socket as closed: nothing is registered.
+func (w *Waiter) Wait(deadline time.Time) error { return net.ErrClosed }
