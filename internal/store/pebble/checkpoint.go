@@ -129,9 +129,13 @@ func (s *Store) replayJournal(db *pebble.DB) (uint64, error) {
 	return last + 1, nil
 }
 
-// checkpoint moves the hot items of every segment up to the current one
-// into Pebble, raises the qh/ marks the journal got ahead of, and deletes
-// those segments. It holds every queue stripe from the scan to the end of
+// checkpoint ends the current segment and moves the hot items of the
+// segments before it into Pebble (with all, of the one it ended too),
+// raises the qh/ marks the journal got ahead of, and deletes those
+// segments. The segment just ended keeps its items hot until the next
+// checkpoint: under load a checkpoint otherwise met every message still in
+// flight (about 1,000-2,500 at 13,000 msgs/s) and moved it into Pebble a
+// few milliseconds before its acknowledgement deleted it there. It holds every queue stripe from the scan to the end of
 // the commit: no Enqueue, Ack or DeleteAccount can interleave, so an item
 // is either hot or in Pebble and a qh/ write never races another. The
 // commit does not wait for the disk (see below), so the pause is the scan
@@ -141,13 +145,16 @@ func (s *Store) replayJournal(db *pebble.DB) (uint64, error) {
 // still there then and replay moves the items again. Later writes that
 // reached the disk (an ack's SingleDelete of a moved item) imply the batch
 // did too: Pebble's log is written in order.
-func (s *Store) checkpoint(db *pebble.DB) error {
+func (s *Store) checkpoint(db *pebble.DB, all bool) error {
 	s.ckpt.Lock()
 	defer s.ckpt.Unlock()
 	j := s.journal
 	old, err := j.rotate()
 	if err != nil {
 		return err
+	}
+	if !all {
+		old-- // ids start at 1: 0 moves nothing, and the mark stays below every segment
 	}
 	start := time.Now()
 	for i := range s.queues {
@@ -270,7 +277,7 @@ func (s *Store) checkpointLoop() {
 		if err != nil {
 			return
 		}
-		err = s.checkpoint(db)
+		err = s.checkpoint(db, false)
 		s.mu.RUnlock()
 		if failed = err != nil; failed {
 			s.log.Error("queue journal checkpoint failed", "err", err)
@@ -285,7 +292,7 @@ func (s *Store) closeJournal(db *pebble.DB) error {
 	if s.journal == nil {
 		return nil
 	}
-	err := s.checkpoint(db)
+	err := s.checkpoint(db, true)
 	if cerr := s.journal.close(); err == nil {
 		err = cerr
 	}

@@ -392,3 +392,50 @@ func TestJournalWriteFailure(t *testing.T) {
 		t.Fatalf("after reopen: %v, %v; want only the acknowledged item", items, err)
 	}
 }
+
+// TestCheckpointKeepsNewestSegment: the checkpoint loop's checkpoints leave
+// the items of the segment they just ended hot (they are mostly in flight,
+// about to be acknowledged) and move them at the next one.
+func TestCheckpointKeepsNewestSegment(t *testing.T) {
+	s := openTest(t, Options{Durability: DurabilityOS})
+	defer s.Close()
+	ctx := t.Context()
+	hot := func() []uint64 {
+		q := &s.queues[s.stripe("alice")]
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		var seqs []uint64
+		for _, h := range q.users["alice"].hot {
+			seqs = append(seqs, h.seq)
+		}
+		return seqs
+	}
+	loopCheckpoint := func() {
+		t.Helper()
+		db, err := s.enter()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.mu.RUnlock()
+		if err := s.checkpoint(db, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, body := range []string{"a", "b"} {
+		if _, err := s.Enqueue(ctx, "alice", []byte(body), time.Time{}, 0); err != nil {
+			t.Fatal(err)
+		}
+		loopCheckpoint()
+	}
+	if got := hot(); !slices.Equal(got, []uint64{2}) {
+		t.Fatalf("hot after two checkpoints: %v, want [2] (1 moved, 2 kept for one more)", got)
+	}
+	items, err := s.Pending(ctx, "alice", 0, 0)
+	if err != nil || len(items) != 2 || string(items[0].Stanza) != "a" || string(items[1].Stanza) != "b" {
+		t.Fatalf("Pending: %v, %v", items, err)
+	}
+	loopCheckpoint()
+	if got := hot(); len(got) != 0 {
+		t.Fatalf("hot after a third checkpoint: %v", got)
+	}
+}

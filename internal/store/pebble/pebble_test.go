@@ -571,7 +571,7 @@ func checkpointNow(t testing.TB, s *Store) {
 		t.Fatal(err)
 	}
 	defer s.mu.RUnlock()
-	if err := s.checkpoint(db); err != nil {
+	if err := s.checkpoint(db, true); err != nil {
 		t.Fatalf("checkpoint: %v", err)
 	}
 }
