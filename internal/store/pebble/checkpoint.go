@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/parley-im/parley/internal/store"
 )
 
 // checkpointTick is how often the checkpoint loop looks at the journal.
@@ -302,40 +304,22 @@ func (s *Store) closeJournal(db *pebble.DB) error {
 	return err
 }
 
-// expireHot deletes the expired hot items; see Expire.
-func (s *Store) expireHot(now time.Time) (int, error) {
-	if s.journal == nil {
-		return 0, nil
-	}
-	total := 0
-	var pos int64
-	var seqs []uint64
+// expiredHot returns the hot items expired at now, for Expire to delete
+// through deleteQueueItems like any other (which checks expiry again
+// under the stripe locks).
+func (s *Store) expiredHot(now time.Time) []store.QueueRef {
+	var refs []store.QueueRef
 	for i := range s.queues {
 		q := &s.queues[i]
 		q.mu.Lock()
 		for user, st := range q.users {
-			seqs = seqs[:0]
-			for k := 0; k < len(st.hot); {
-				if isExpired(st.hot[k].expires, now) {
-					seqs = append(seqs, st.hot[k].seq)
-					st.removeHot(k)
-					continue
+			for _, h := range st.hot {
+				if isExpired(h.expires, now) {
+					refs = append(refs, store.QueueRef{User: user, Seq: h.seq})
 				}
-				k++
-			}
-			if len(seqs) > 0 {
-				st.count -= len(seqs)
-				total += len(seqs)
-				pos = s.journal.ack(user, seqs)
 			}
 		}
 		q.mu.Unlock()
 	}
-	s.queued.Add(-int64(total))
-	if pos > 0 {
-		if err := s.journal.commit(pos, false); err != nil {
-			return total, err
-		}
-	}
-	return total, nil
+	return refs
 }

@@ -564,15 +564,18 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (int, error) {
 	if err := it.Error(); err != nil {
 		return total, fmt.Errorf("pebble store: expire: %w", err)
 	}
+	// Hot items (journal.go) are in no Pebble key: they come from memory.
+	for _, r := range s.expiredHot(now) {
+		if refs = append(refs, r); len(refs) == expireBatch {
+			if err := flush(); err != nil {
+				return total, fmt.Errorf("pebble store: expire: %w", err)
+			}
+		}
+	}
 	if len(refs) > 0 {
 		if err := flush(); err != nil {
 			return total, fmt.Errorf("pebble store: expire: %w", err)
 		}
-	}
-	n, err := s.expireHot(now)
-	total += n
-	if err != nil {
-		return total, fmt.Errorf("pebble store: expire: %w", err)
 	}
 	return total, nil
 }
