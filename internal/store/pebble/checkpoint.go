@@ -119,10 +119,8 @@ func (s *Store) replayJournal(db *pebble.DB) (uint64, error) {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return 0, fmt.Errorf("queue journal: replay: %w", err)
 	}
-	for _, id := range ids {
-		if err := os.Remove(filepath.Join(dir, segmentName(id))); err != nil {
-			return 0, fmt.Errorf("queue journal: %w", err)
-		}
+	if err := removeSegments(dir, last); err != nil { // last is the highest id
+		return 0, err
 	}
 	if err := syncDir(dir); err != nil {
 		return 0, fmt.Errorf("queue journal: %w", err)

@@ -83,7 +83,7 @@ type journal struct {
 
 	mu       sync.Mutex
 	cond     sync.Cond // L = &mu; signalled when a write ends
-	f        *os.File  // current segment; nil while rotate opens the next
+	f        *os.File  // current segment; nil after close
 	seg      uint64    // id of the segment new appends go to
 	segBytes int64
 	segStart time.Time
@@ -324,15 +324,18 @@ func (j *journal) rotate() (uint64, error) {
 }
 
 // removeThrough deletes the segment files with ids up to id.
-func (j *journal) removeThrough(id uint64) error {
-	ids, err := listSegments(j.dir)
+func (j *journal) removeThrough(id uint64) error { return removeSegments(j.dir, id) }
+
+// removeSegments deletes the segment files in dir with ids up to id.
+func removeSegments(dir string, id uint64) error {
+	ids, err := listSegments(dir)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, s := range ids {
 		if s <= id {
-			if err := os.Remove(filepath.Join(j.dir, segmentName(s))); err != nil {
+			if err := os.Remove(filepath.Join(dir, segmentName(s))); err != nil {
 				errs = append(errs, fmt.Errorf("queue journal: remove segment: %w", err))
 			}
 		}
