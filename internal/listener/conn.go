@@ -547,20 +547,11 @@ func (c *Conn) readNow(b []byte) (int, error) {
 	var n int
 	var serr, err error
 	if c.flags.Load()&flagDetached != 0 {
-		fd := c.poll.FD()
-		for {
-			if n, serr = syscall.Read(fd, b); serr != syscall.EINTR {
-				break
-			}
-		}
+		n, serr = readFD(c.poll.FD(), b)
 	} else {
 		err = c.raw.Read(func(fd uintptr) bool {
-			for {
-				n, serr = syscall.Read(int(fd), b)
-				if serr != syscall.EINTR {
-					return true
-				}
-			}
+			n, serr = readFD(int(fd), b)
+			return true
 		})
 	}
 	switch {
@@ -578,6 +569,16 @@ func (c *Conn) readNow(b []byte) (int, error) {
 	// end only on the next read, which no event will prompt.
 	c.more = n == len(b) || c.poll.Closing()
 	return n, nil
+}
+
+// readFD is one read(2) of fd, retried while interrupted.
+func readFD(fd int, b []byte) (int, error) {
+	for {
+		n, err := syscall.Read(fd, b)
+		if err != syscall.EINTR {
+			return n, err
+		}
+	}
 }
 
 // readable reports whether the socket has bytes, its end or an error,
