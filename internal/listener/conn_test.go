@@ -34,6 +34,23 @@ func clientTLS() *tls.Config {
 	return &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"xmpp-client"}}
 }
 
+// dialVersion connects over TLS of at most version, or plain TCP (as
+// dial("")) for 0.
+func (srv *server) dialVersion(version uint16) net.Conn {
+	srv.t.Helper()
+	if version == 0 {
+		return srv.dial("")
+	}
+	cfg := clientTLS()
+	cfg.MaxVersion = version
+	c, err := tls.Dial("tcp", srv.l.Addr().String(), cfg)
+	if err != nil {
+		srv.t.Fatal(err)
+	}
+	srv.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
 // waitFed waits until the session has been fed want in total.
 func waitFed(t *testing.T, s *fakeSession, want string) {
 	t.Helper()

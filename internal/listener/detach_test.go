@@ -173,19 +173,7 @@ func TestDetach(t *testing.T) {
 				cfg.TLS = serverTLS(t)
 			}
 			srv := startServer(t, cfg, nil)
-			var c net.Conn
-			if tc.tls != 0 {
-				ccfg := clientTLS()
-				ccfg.MaxVersion = tc.tls
-				tc, err := tls.Dial("tcp", srv.l.Addr().String(), ccfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = tc.Close() })
-				c = tc
-			} else {
-				c = srv.dial("")
-			}
+			c := srv.dialVersion(tc.tls)
 			s := srv.session()
 			if _, err := c.Write([]byte("<a/>")); err != nil {
 				t.Fatal(err)

@@ -46,19 +46,7 @@ func TestManySmallWritesSlowFeed(t *testing.T) {
 			sessions := make([]*fakeSession, conns)
 			wants := make([]string, conns)
 			for i := range conns {
-				var c net.Conn
-				if tc.tls != 0 {
-					ccfg := clientTLS()
-					ccfg.MaxVersion = tc.tls
-					tlsc, err := tls.Dial("tcp", srv.l.Addr().String(), ccfg)
-					if err != nil {
-						t.Fatal(err)
-					}
-					t.Cleanup(func() { _ = tlsc.Close() })
-					c = tlsc
-				} else {
-					c = srv.dial("")
-				}
+				c := srv.dialVersion(tc.tls)
 				sessions[i] = srv.session()
 				var want bytes.Buffer
 				chunks := make([][]byte, writes)

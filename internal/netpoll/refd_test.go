@@ -47,11 +47,7 @@ func dupRegistered(t *testing.T, p *Poller) (h *chanHandler, hd *Handle, nfd int
 // descriptor; the EPOLLOUT that Refd's registration reports at once (the
 // socket has room) starts no turn.
 func TestRefdEventsOnce(t *testing.T) {
-	p, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newPoller(t)
 	h, hd, nfd, client := dupRegistered(t, p)
 	h.none(t) // EPOLLOUT only
 	for i := range 5 {
@@ -105,11 +101,7 @@ func fill(t *testing.T, fd int) int {
 // follows the peer's reading, which starts no read turn; the wait times
 // out at its deadline, and ends when the registration is removed.
 func TestWriteWait(t *testing.T) {
-	p, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newPoller(t)
 	h, hd, nfd, client := dupRegistered(t, p)
 	h.none(t)
 
