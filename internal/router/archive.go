@@ -9,8 +9,9 @@ import (
 
 // Archiver keeps a copy of routed messages in their owners' archives for
 // history sync (XEP-0313). The router calls it on the routing path, after
-// the message is in the recipient's durable queue and before any device
-// gets it, so a device that receives a message finds it in the archive.
+// the message is in the recipient's queue (possibly before the queue has
+// made it durable) and before any device gets it, so a device that
+// receives a message finds it in the archive.
 type Archiver interface {
 	// ArchiveMessage offers el to the archives of copies (both sides of a
 	// conversation, as one write). raw is el as the router's storage codec

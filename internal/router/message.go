@@ -120,9 +120,12 @@ func (r *Router) bareTargets(user, typ string) []Session {
 }
 
 // deliverMessage stamps a XEP-0359 stanza id and, for storable messages,
-// appends the message to the recipient's durable queue before handing it to
-// the target sessions; the queue entry is deleted once every one of them
-// has acknowledged it. A target that refuses the stanza (closing, or its
+// appends the message to the recipient's durable queue and hands it to the
+// target sessions as soon as the queue has it (EnqueueVisible), while the
+// append is being made durable: the recipient does not wait for the fsync,
+// and deliverMessage returns, so the sender is acknowledged, only once it
+// is done. The queue entry is deleted once every target has acknowledged
+// it. A target that refuses the stanza (closing, or its
 // buffer full) or ends before acknowledging leaves the entry queued, and
 // the next initial presence of any of the user's devices delivers it again:
 // at-least-once, with the stanza id for clients to drop duplicates. With no target the message waits in the queue for the
@@ -163,9 +166,27 @@ func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Elem
 	now := r.now()
 	start := time.Now()
 	raw := r.cfg.Codec.Marshal(el)
-	seq, err := r.cfg.Store.Enqueue(ctx, to.Local(), raw, r.expiresAt(now), r.cfg.MaxOfflineMessages)
+	var delivering time.Duration
+	visible := func(seq uint64) {
+		t := time.Now()
+		r.archive(ctx, to, sid, el, raw)
+		targets := targetsFn()
+		if carbons {
+			r.copyReceived(to, el, targets) // XEP-0280 §8
+		}
+		if len(targets) > 0 {
+			ack := r.NewAck(to.Local(), seq, len(targets))
+			for _, s := range targets {
+				if s.Deliver(el, ack) {
+					r.Stats.Delivered.Add(1)
+				}
+			}
+		}
+		delivering = time.Since(t)
+	}
+	_, err := r.cfg.Store.EnqueueVisible(ctx, to.Local(), raw, r.expiresAt(now), r.cfg.MaxOfflineMessages, visible)
 	if r.cfg.ObserveEnqueue != nil {
-		r.cfg.ObserveEnqueue(time.Since(start))
+		r.cfg.ObserveEnqueue(time.Since(start) - delivering)
 	}
 	if err != nil {
 		from, _ := jid.Parse(el.From())
@@ -179,20 +200,6 @@ func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Elem
 		return
 	}
 	r.Stats.Enqueued.Add(1)
-	r.archive(ctx, to, sid, el, raw)
-	targets := targetsFn()
-	if carbons {
-		r.copyReceived(to, el, targets) // XEP-0280 §8
-	}
-	if len(targets) == 0 {
-		return
-	}
-	ack := r.NewAck(to.Local(), seq, len(targets))
-	for _, s := range targets {
-		if s.Deliver(el, ack) {
-			r.Stats.Delivered.Add(1)
-		}
-	}
 }
 
 // expiresAt is when a message queued now expires; OfflineExpiry 0 keeps

@@ -110,7 +110,8 @@ type Config struct {
 	MaxOfflineMessages int           // per user; 0 = unlimited
 	OfflineExpiry      time.Duration // how long an undelivered message is kept; 0 = until delivered
 	MaxSessionsPerUser int           // bound resources per account; 0 = unlimited
-	// ObserveEnqueue, if set, is told how long each durable append took.
+	// ObserveEnqueue, if set, is told how long each durable append took
+	// (not counting the deliveries made while it was being made durable).
 	ObserveEnqueue func(time.Duration)
 	// IDGen makes XEP-0359 stanza ids, which are also the archive ids of
 	// routed messages (Archiver); they must be unique. nil uses

@@ -8,6 +8,7 @@ import (
 
 	"github.com/parley-im/parley/internal/router"
 	"github.com/parley-im/parley/internal/router/routertest"
+	"github.com/parley-im/parley/internal/store"
 	"github.com/parley-im/parley/jid"
 	"github.com/parley-im/parley/stanza"
 )
@@ -248,6 +249,49 @@ func TestLiveDeliveryAckDeletes(t *testing.T) {
 	acksB[0].Done() // after Close the acker deletes synchronously
 	if d := e.depth("bob"); d != 0 {
 		t.Fatalf("depth %d after both devices acknowledged, want 0", d)
+	}
+}
+
+// visibleProbe runs during after the router's visible callback, inside the
+// store's EnqueueVisible: while the append is not yet known durable.
+type visibleProbe struct {
+	store.Store
+	during func()
+}
+
+func (p *visibleProbe) EnqueueVisible(ctx context.Context, user string, stanza []byte, expires time.Time, max int, visible func(uint64)) (uint64, error) {
+	return p.Store.EnqueueVisible(ctx, user, stanza, expires, max, func(seq uint64) {
+		visible(seq)
+		p.during()
+	})
+}
+
+// TestDeliveryBeforeDurable: the recipient is handed the message as soon
+// as the queue has it, not after the store made it durable (the sender's
+// Route returns only then).
+func TestDeliveryBeforeDurable(t *testing.T) {
+	t.Parallel()
+	probe := &visibleProbe{}
+	re := routertest.New(t, domain, routertest.Options{WrapStore: func(s store.Store) store.Store {
+		probe.Store = s
+		return probe
+	}}, "alice", "bob")
+	re.Bind("alice@example.com/desk", true, 0)
+	bob := re.Bind("bob@example.com/phone", true, 0)
+	calls := 0
+	probe.during = func() {
+		calls++
+		got, acks := bob.TakeAcks()
+		if len(got) != 1 || got[0].ChildText("body", "") != "hi" || acks[0] == nil {
+			t.Errorf("inside EnqueueVisible the recipient had %d messages, want the queued one", len(got))
+		}
+	}
+	re.Router.Route(ctx, msg("alice@example.com/desk", "bob@example.com", "chat", "hi"))
+	if calls != 1 {
+		t.Fatalf("EnqueueVisible's callback ran %d times, want 1", calls)
+	}
+	if got, _ := bob.TakeAcks(); len(got) != 0 {
+		t.Errorf("recipient got %d more messages after the append", len(got))
 	}
 }
 

@@ -113,7 +113,22 @@ type Queue interface {
 	// and returns its sequence number. ErrQueueFull when the user already
 	// holds max items (max <= 0 means no limit).
 	Enqueue(ctx context.Context, user string, stanza []byte, expires time.Time, max int) (uint64, error)
-	// Pending returns up to limit unexpired items with Seq > after, in order.
+	// EnqueueVisible is Enqueue that calls visible with the item's seq as
+	// soon as Pending and Ack see the item, which may be before it is
+	// durable, and then returns once it is durable, as Enqueue does. The
+	// router delivers from visible, so that a recipient does not wait for
+	// the sender's fsync; the sender's acknowledgement still does.
+	//
+	// visible runs on the caller's goroutine, at most once, before
+	// EnqueueVisible returns; a backend that cannot tell the two moments
+	// apart calls it once the item is durable. If the item became visible
+	// and the durable write then fails, the error is returned and the item
+	// is gone from the queue (unless it was acknowledged meanwhile): it may
+	// have been delivered although its sender is told it failed.
+	EnqueueVisible(ctx context.Context, user string, stanza []byte, expires time.Time, max int, visible func(seq uint64)) (uint64, error)
+	// Pending returns up to limit unexpired items with Seq > after, in
+	// order: a gap-free prefix, never an item above one that is not yet
+	// visible (see EnqueueVisible).
 	Pending(ctx context.Context, user string, after uint64, limit int) ([]QueueItem, error)
 	// Ack deletes the items; unknown sequence numbers are ignored.
 	Ack(ctx context.Context, user string, seqs ...uint64) error

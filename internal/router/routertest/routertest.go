@@ -202,6 +202,9 @@ type Options struct {
 	// ids (nil: "sid-1", "sid-2", … in routing order).
 	Now   func() time.Time
 	IDGen func() string
+	// WrapStore, if set, wraps the store the router uses (Env.Store stays
+	// the store itself).
+	WrapStore func(store.Store) store.Store
 }
 
 // New opens a store and a router for domain and creates the accounts.
@@ -216,9 +219,13 @@ func New(t testing.TB, domain string, o Options, users ...string) *Env {
 	if idGen == nil {
 		idGen = func() string { return "sid-" + strconv.FormatInt(n.Add(1), 10) }
 	}
+	var rs store.Store = st
+	if o.WrapStore != nil {
+		rs = o.WrapStore(st)
+	}
 	r, err := router.New(router.Config{
 		Domain:             domain,
-		Store:              st,
+		Store:              rs,
 		Codec:              Codec,
 		Logger:             Quiet,
 		MaxOfflineMessages: o.MaxOffline,

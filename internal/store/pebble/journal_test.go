@@ -2,11 +2,13 @@ package pebble
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -437,5 +439,166 @@ func TestCheckpointKeepsNewestSegment(t *testing.T) {
 	loopCheckpoint()
 	if got := hot(); len(got) != 0 {
 		t.Fatalf("hot after a third checkpoint: %v", got)
+	}
+}
+
+// TestVisibleBeforeDurable: EnqueueVisible hands the item over while its
+// record is still unsynced, so that a recipient does not wait for the fsync,
+// and returns only once it is synced.
+func TestVisibleBeforeDurable(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{Durability: DurabilityFsync, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	j := s.journal
+	var unsynced bool
+	_, err = s.EnqueueVisible(t.Context(), "alice", []byte("m"), time.Time{}, 0, func(uint64) {
+		j.mu.Lock()
+		unsynced = j.synced < j.appended
+		j.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !unsynced {
+		t.Error("visible ran after the record was synced")
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.synced != j.appended {
+		t.Errorf("EnqueueVisible returned with %d of %d bytes synced", j.synced, j.appended)
+	}
+}
+
+// TestCloseDuringVisible: the router archives (a store call) from visible.
+// A Close waiting for the store meanwhile must neither deadlock with it nor
+// lose the item, which its checkpoint makes durable.
+func TestCloseDuringVisible(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{Durability: DurabilityFsync, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	closed := make(chan error, 1)
+	_, err = s.EnqueueVisible(ctx, "alice", []byte("kept"), time.Time{}, 0, func(uint64) {
+		go func() { closed <- s.Close() }()
+		select {
+		case err := <-closed:
+			closed <- err
+		case <-time.After(10 * time.Second):
+			t.Error("Close waited for a caller inside visible")
+		}
+		if _, err := s.Depth(ctx, "alice"); !errors.Is(err, store.ErrClosed) {
+			t.Errorf("Depth after Close: %v, want ErrClosed", err)
+		}
+	})
+	if err != nil {
+		t.Fatalf("EnqueueVisible across Close: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, Options{Durability: DurabilityFsync, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	items, err := s.Pending(ctx, "alice", 0, 0)
+	if err != nil || len(items) != 1 || string(items[0].Stanza) != "kept" {
+		t.Fatalf("after reopen: %v, %v; want the item", items, err)
+	}
+}
+
+// TestFailAfterVisibleAck: an item acknowledged inside visible whose fsync
+// then fails is reported failed and counted out once, not twice.
+func TestFailAfterVisibleAck(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{Durability: DurabilityFsync, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	if _, err := s.Enqueue(ctx, "alice", []byte("kept"), time.Time{}, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.EnqueueVisible(ctx, "alice", []byte("acked"), time.Time{}, 0, func(seq uint64) {
+		if err := s.Ack(ctx, "alice", seq); err != nil {
+			t.Errorf("Ack: %v", err)
+		}
+		_ = s.journal.f.Close() // the fsync this Enqueue waits for fails
+	})
+	if err == nil {
+		t.Fatal("EnqueueVisible succeeded although its fsync failed")
+	}
+	if n, err := s.Depth(ctx, "alice"); err != nil || n != 1 {
+		t.Errorf("Depth = %d, %v; want 1", n, err)
+	}
+	if got := s.QueueTotal(); got != 1 {
+		t.Errorf("QueueTotal = %d, want 1", got)
+	}
+}
+
+// TestJournalSyncGap: concurrent enqueues share fsyncs, at most one per
+// gap; a lone sender's fsyncs are not paced.
+func TestJournalSyncGap(t *testing.T) {
+	const gap = 50 * time.Millisecond
+	s, err := Open(t.TempDir(), Options{Durability: DurabilityFsync, Logger: quiet, JournalSyncGap: gap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	j := s.journal
+	start := time.Now()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for range 10 {
+				if _, err := s.Enqueue(t.Context(), fmt.Sprintf("u%d", g), []byte("m"), time.Time{}, 0); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	j.mu.Lock()
+	syncs := j.syncs
+	j.mu.Unlock()
+	// Sequential per goroutine: 10 rounds need at least 9 gaps.
+	if elapsed < 9*gap {
+		t.Errorf("80 enqueues took %v with a %v gap between fsyncs", elapsed, gap)
+	}
+	// The first fsyncs, carrying fewer than syncGapMinBatch, are not paced.
+	if max := int64(elapsed/gap) + 2; syncs > max {
+		t.Errorf("%d fsyncs in %v, want at most %d (one per %v)", syncs, elapsed, max, gap)
+	}
+}
+
+func TestJournalSyncGapLoneSender(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{Durability: DurabilityFsync, Logger: quiet, JournalSyncGap: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	done := make(chan error, 1)
+	go func() {
+		for range 20 {
+			if _, err := s.Enqueue(t.Context(), "alice", []byte("m"), time.Time{}, 0); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a lone sender's enqueues were paced (one per minute)")
 	}
 }

@@ -39,6 +39,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -91,6 +92,9 @@ type Options struct {
 	// checkpoint moves unacknowledged items into Pebble; 0 means
 	// DefaultJournalSegment.
 	JournalSegmentSize int64
+	// JournalSyncGap is the least time between two fsyncs of the queue
+	// journal; 0 means DefaultJournalSyncGap, negative no pacing.
+	JournalSyncGap time.Duration
 }
 
 // ErrLocked is returned (wrapped) by Open when another process, or another
@@ -284,6 +288,12 @@ func Open(dir string, opts Options) (*Store, error) {
 			_ = db.Close()
 			_ = lock.Close()
 			return nil, err
+		}
+		switch j.syncGap = opts.JournalSyncGap; {
+		case j.syncGap == 0:
+			j.syncGap = DefaultJournalSyncGap
+		case j.syncGap < 0:
+			j.syncGap = 0
 		}
 		s.journal = j
 		s.stopCkpt, s.ckptDone = make(chan struct{}), make(chan struct{})

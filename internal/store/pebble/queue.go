@@ -30,7 +30,11 @@ import (
 // Because seqs are reserved before they are committed, a higher seq can
 // become visible before a lower one. Pending therefore returns nothing at or
 // above the lowest seq still being committed, so a reader paging with
-// "after" never skips an item that shows up late.
+// "after" never skips an item that shows up late. Journal items are the
+// exception: each is appended to the journal and to st.hot under the
+// stripe lock that issues its seq, so they are visible in seq order from
+// that moment, before the group commit makes them durable
+// (EnqueueVisible).
 //
 // The state is loaded lazily on a user's first queue operation: count by
 // scanning the user's queue prefix (so the first touch of a user with a very
@@ -144,6 +148,14 @@ func (st *queueState) dropLive(seq uint64) bool {
 // Enqueue implements store.Queue. A zero expires means the item never
 // expires. The write is fsynced in DurabilityFsync mode.
 func (s *Store) Enqueue(ctx context.Context, user string, stanza []byte, expires time.Time, max int) (uint64, error) {
+	return s.EnqueueVisible(ctx, user, stanza, expires, max, nil)
+}
+
+// EnqueueVisible implements store.Queue. With the journal, an item is
+// visible once it is appended to the journal's buffer and st.hot, before
+// the group commit writes and fsyncs it; without, once Pebble's commit
+// (fsynced per the durability mode) has returned.
+func (s *Store) EnqueueVisible(ctx context.Context, user string, stanza []byte, expires time.Time, max int, visible func(seq uint64)) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -154,18 +166,21 @@ func (s *Store) Enqueue(ctx context.Context, user string, stanza []byte, expires
 	if err != nil {
 		return 0, err
 	}
-	defer s.mu.RUnlock()
+	// s.mu is released before visible runs: the router archives from it,
+	// and a second read lock would deadlock against a waiting Close.
 
 	q := &s.queues[s.stripe(user)]
 	q.mu.Lock()
 	st, err := s.queueStateForWrite(db, q, user)
 	if err != nil {
 		q.mu.Unlock()
+		s.mu.RUnlock()
 		return 0, err
 	}
 	if max > 0 && st.count >= max {
 		n := st.count
 		q.mu.Unlock()
+		s.mu.RUnlock()
 		return 0, fmt.Errorf("enqueue for %q: %w (%d items, max %d)", user, store.ErrQueueFull, n, max)
 	}
 	seq := st.next
@@ -184,10 +199,18 @@ func (s *Store) Enqueue(ctx context.Context, user string, stanza []byte, expires
 		if seq > st.jhigh {
 			st.jhigh = seq
 		}
+		// Counted now: an Ack may delete the item before commit returns.
+		s.queued.Add(1)
 	}
 	q.mu.Unlock()
 
 	if j != nil {
+		// A Close from here on finds the record in the journal's buffer
+		// and makes it durable (its checkpoint), so commit succeeds.
+		s.mu.RUnlock()
+		if visible != nil {
+			visible(seq)
+		}
 		err = j.commit(pos, j.fsync)
 	} else {
 		bp := stanzaBufs.Get().(*[]byte)
@@ -195,6 +218,7 @@ func (s *Store) Enqueue(ctx context.Context, user string, stanza []byte, expires
 		klen := len(b)
 		b = appendQueueItem(b, time.Now(), expires, stanza)
 		err = db.Set(b[:klen], b[klen:], s.syncWrites)
+		s.mu.RUnlock()
 		if cap(b) <= maxPooledBuf {
 			*bp = b
 			stanzaBufs.Put(bp)
@@ -207,12 +231,17 @@ func (s *Store) Enqueue(ctx context.Context, user string, stanza []byte, expires
 	if i := slices.Index(st.inflight, seq); i >= 0 {
 		st.inflight = slices.Delete(st.inflight, i, i+1)
 	}
-	if err != nil {
+	switch {
+	case err != nil && j == nil:
 		st.count--
+	case err != nil:
+		// Unless an Ack has already deleted it (and uncounted it).
 		if i, ok := st.findHot(seq); ok {
 			st.removeHot(i)
+			st.count--
+			s.queued.Add(-1)
 		}
-	} else if j == nil && len(st.live) < maxLive {
+	case j == nil && len(st.live) < maxLive:
 		st.live = append(st.live, seq)
 	}
 	if len(st.inflight) == 0 && q.waiters > 0 {
@@ -222,7 +251,12 @@ func (s *Store) Enqueue(ctx context.Context, user string, stanza []byte, expires
 	if err != nil {
 		return 0, fmt.Errorf("pebble store: enqueue for %q: %w", user, err)
 	}
-	s.queued.Add(1)
+	if j == nil {
+		s.queued.Add(1)
+		if visible != nil {
+			visible(seq)
+		}
+	}
 	return seq, nil
 }
 
@@ -332,15 +366,19 @@ func (s *Store) Pending(ctx context.Context, user string, after uint64, limit in
 	defer s.mu.RUnlock()
 
 	// Stop below the lowest seq still being committed (see the comment at
-	// the top of this file).
+	// the top of this file), unless it is hot: a journal item is visible
+	// from its append, made in seq order under the stripe lock.
 	q := &s.queues[s.stripe(user)]
 	stop := uint64(math.MaxUint64)
 	now := time.Now()
 	var hot []store.QueueItem
 	q.mu.Lock()
 	if st := q.users[user]; st != nil {
-		if len(st.inflight) > 0 {
-			stop = st.inflight[0]
+		for _, seq := range st.inflight {
+			if _, ok := st.findHot(seq); !ok {
+				stop = seq
+				break
+			}
 		}
 		i, _ := st.findHot(after + 1)
 		for ; i < len(st.hot) && st.hot[i].seq < stop && (limit <= 0 || len(hot) < limit); i++ {

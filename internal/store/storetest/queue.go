@@ -49,6 +49,45 @@ var queueTests = []test{
 		checkSeqs(t, items)
 		depth(t, s, "alice", 0)
 	}},
+	{"EnqueueVisible", func(t *testing.T, s store.Store) {
+		// The router delivers from visible: the item must be readable and
+		// deletable there, once, with the seq EnqueueVisible then returns.
+		ctx := t.Context()
+		first := enqueueN(t, s, "alice", 1)
+		calls := 0
+		var got uint64
+		seq, err := s.EnqueueVisible(ctx, "alice", stanza(1), far, 0, func(seq uint64) {
+			calls++
+			got = seq
+			items, err := s.Pending(ctx, "alice", 0, 0)
+			check(t, "Pending inside visible", err)
+			checkSeqs(t, items, first[0], seq)
+			depth(t, s, "alice", 2)
+		})
+		check(t, "EnqueueVisible", err)
+		if calls != 1 || got != seq {
+			t.Fatalf("visible called %d times with seq %d; EnqueueVisible returned %d", calls, got, seq)
+		}
+		// Acknowledged before it was durable: gone, counted once.
+		seq2, err := s.EnqueueVisible(ctx, "alice", stanza(2), far, 0, func(seq uint64) {
+			check(t, "Ack inside visible", s.Ack(ctx, "alice", seq))
+		})
+		check(t, "EnqueueVisible", err)
+		items, err := s.Pending(ctx, "alice", 0, 0)
+		check(t, "Pending", err)
+		checkSeqs(t, items, first[0], seq)
+		depth(t, s, "alice", 2)
+		if seq2 <= seq {
+			t.Fatalf("seq %d after %d", seq2, seq)
+		}
+		// A full queue calls nothing.
+		_, err = s.EnqueueVisible(ctx, "alice", stanza(3), far, 2, func(uint64) { t.Error("visible called for a refused item") })
+		if !errors.Is(err, store.ErrQueueFull) {
+			t.Fatalf("EnqueueVisible over max: %v, want ErrQueueFull", err)
+		}
+		check(t, "Ack", s.Ack(ctx, "alice", first[0], seq))
+		depth(t, s, "alice", 0)
+	}},
 	{"Order", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
 		seqs := enqueueN(t, s, "alice", 10)
