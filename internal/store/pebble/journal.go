@@ -120,7 +120,7 @@ type journal struct {
 	durables  int64 // puts and drops appended
 	syncedRec int64 // durables at the start of the last fsync
 	syncs     int64 // fsyncs made, for tests
-	err      error // sticky: after a failed write nothing is acknowledged
+	err       error // sticky: after a failed write nothing is acknowledged
 
 	kick chan struct{} // a checkpoint is due (segment over limit)
 }
