@@ -169,6 +169,7 @@ func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Elem
 	var delivering time.Duration
 	visible := func(seq uint64) {
 		t := time.Now()
+		r.Stats.Enqueued.Add(1) // before anyone can see the delivery
 		r.archive(ctx, to, sid, el, raw)
 		targets := targetsFn()
 		if carbons {
@@ -199,7 +200,6 @@ func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Elem
 		r.bounce(ctx, from, el, stanza.ErrInternalServerError)
 		return
 	}
-	r.Stats.Enqueued.Add(1)
 }
 
 // expiresAt is when a message queued now expires; OfflineExpiry 0 keeps

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -540,40 +539,37 @@ func TestFailAfterVisibleAck(t *testing.T) {
 	}
 }
 
-// TestJournalSyncGap: concurrent enqueues share fsyncs, at most one per
-// gap; a lone sender's fsyncs are not paced.
+// TestJournalSyncGap: after an fsync that carried syncGapMinBatch records,
+// the next one starts no sooner than the gap after it; a lone sender's
+// fsyncs, one record each, are not paced.
 func TestJournalSyncGap(t *testing.T) {
 	const gap = 50 * time.Millisecond
-	s, err := Open(t.TempDir(), Options{Durability: DurabilityFsync, Logger: quiet, JournalSyncGap: gap})
+	j, err := openJournal(t.TempDir(), 1, true, DefaultJournalSegment)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	j := s.journal
-	start := time.Now()
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Go(func() {
-			for range 10 {
-				if _, err := s.Enqueue(t.Context(), fmt.Sprintf("u%d", g), []byte("m"), time.Time{}, 0); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
+	defer j.close()
+	j.syncGap = gap
+	put := func() int64 {
+		pos, _ := j.put("alice", 1, time.Now(), time.Time{}, []byte("m"))
+		return pos
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	j.mu.Lock()
-	syncs := j.syncs
-	j.mu.Unlock()
-	// Sequential per goroutine: 10 rounds need at least 9 gaps.
-	if elapsed < 9*gap {
-		t.Errorf("80 enqueues took %v with a %v gap between fsyncs", elapsed, gap)
+	var pos int64
+	for range syncGapMinBatch {
+		pos = put()
 	}
-	// The first fsyncs, carrying fewer than syncGapMinBatch, are not paced.
-	if max := int64(elapsed/gap) + 2; syncs > max {
-		t.Errorf("%d fsyncs in %v, want at most %d (one per %v)", syncs, elapsed, max, gap)
+	if err := j.commit(pos, true); err != nil {
+		t.Fatal(err)
+	}
+	first := j.lastSync
+	if err := j.commit(put(), true); err != nil {
+		t.Fatal(err)
+	}
+	if d := j.lastSync.Sub(first); d < gap {
+		t.Errorf("fsync %v after one that carried %d records, want at least %v", d, syncGapMinBatch, gap)
+	}
+	if j.syncs != 2 {
+		t.Errorf("%d fsyncs, want 2", j.syncs)
 	}
 }
 
