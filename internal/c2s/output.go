@@ -59,7 +59,7 @@ func (s *Session) sendOpts(el *stanza.Element, ack *router.Ack, enc func([]byte)
 			// after the flush had read it from the queue (the router
 			// queues, archives, then delivers) and after the backlog
 			// ended. A flush reads a gap-free prefix of the queue (no
-			// item above one still being committed), so every seq up to
+			// item above one not yet visible), so every seq up to
 			// backlogSeen went out through it or earlier. The flush's own
 			// acknowledgement deletes the item.
 			s.outMu.Unlock()

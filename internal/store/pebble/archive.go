@@ -264,11 +264,14 @@ func (s *Store) AppendArchives(ctx context.Context, entries ...store.ArchiveEntr
 		}
 	}
 	// No fsync of its own: the message's durability is the recipient's
-	// queue, appended (and synced) just before. The write-ahead log is
-	// ordered, so the next synced commit of any writer makes this one
-	// durable too; a crash loses at most the archive copies of the last
-	// few milliseconds, never a message. An fsync here would put one or
-	// two more group commits on every routed message.
+	// queue, appended just before and synced just after (the queue
+	// journal, or Pebble's log without it). Pebble's write-ahead log is
+	// ordered, so its next synced commit (another writer's, or the
+	// journal checkpoint's, at least every 10 s) makes this one durable
+	// too; the write itself reaches the OS at once, so a crash of the
+	// process loses nothing, and a power loss at most the archive copies
+	// of the last seconds, never a message. An fsync here would put one
+	// or two more group commits on every routed message.
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("pebble store: append to archive %q: %w", entries[0].Owner, err)
 	}
