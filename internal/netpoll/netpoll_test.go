@@ -68,11 +68,7 @@ func socketPair(t *testing.T) (server *net.TCPConn, client net.Conn, fd int) {
 // TestTurns: a turn lasts until Done; an event during it makes Done true
 // (the turn goes on) instead of starting a second Readable.
 func TestTurns(t *testing.T) {
-	p, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newPoller(t)
 	server, client, fd := socketPair(t)
 	h := &chanHandler{ch: make(chan struct{}, 4)}
 	var hd Handle
@@ -134,11 +130,7 @@ func awaitState(t *testing.T, hd *Handle, bits uint32) {
 // A removed registration's slot may be reused at once; an event for the
 // old one must not reach the new handler.
 func TestSlotReuseDropsStaleEvents(t *testing.T) {
-	p, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newPoller(t)
 	_, _, fd1 := socketPair(t)
 	h1 := &chanHandler{ch: make(chan struct{}, 4)}
 	var hd1 Handle
