@@ -366,19 +366,18 @@ func (s *Store) Pending(ctx context.Context, user string, after uint64, limit in
 	defer s.mu.RUnlock()
 
 	// Stop below the lowest seq still being committed (see the comment at
-	// the top of this file), unless it is hot: a journal item is visible
-	// from its append, made in seq order under the stripe lock.
+	// the top of this file); with the journal every item is visible from
+	// its append, made in seq order under the stripe lock, so nothing is
+	// (an item still committing may even be acknowledged already, and
+	// must not hide the ones after it).
 	q := &s.queues[s.stripe(user)]
 	stop := uint64(math.MaxUint64)
 	now := time.Now()
 	var hot []store.QueueItem
 	q.mu.Lock()
 	if st := q.users[user]; st != nil {
-		for _, seq := range st.inflight {
-			if _, ok := st.findHot(seq); !ok {
-				stop = seq
-				break
-			}
+		if s.journal == nil && len(st.inflight) > 0 {
+			stop = st.inflight[0]
 		}
 		i, _ := st.findHot(after + 1)
 		for ; i < len(st.hot) && st.hot[i].seq < stop && (limit <= 0 || len(hot) < limit); i++ {

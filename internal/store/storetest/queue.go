@@ -80,6 +80,20 @@ var queueTests = []test{
 		if seq2 <= seq {
 			t.Fatalf("seq %d after %d", seq2, seq)
 		}
+		// Acknowledged inside visible, its commit still pending: later
+		// items must not hide behind it (a backlog flush reading then
+		// would stop short of them).
+		var later uint64
+		_, err = s.EnqueueVisible(ctx, "alice", stanza(4), far, 0, func(seq uint64) {
+			check(t, "Ack inside visible", s.Ack(ctx, "alice", seq))
+			later, err = s.Enqueue(ctx, "alice", stanza(5), far, 0)
+			check(t, "Enqueue inside visible", err)
+			items, err := s.Pending(ctx, "alice", seq, 0)
+			check(t, "Pending inside visible", err)
+			checkSeqs(t, items, later)
+		})
+		check(t, "EnqueueVisible", err)
+		check(t, "Ack", s.Ack(ctx, "alice", later))
 		// A full queue calls nothing.
 		_, err = s.EnqueueVisible(ctx, "alice", stanza(3), far, 2, func(uint64) { t.Error("visible called for a refused item") })
 		if !errors.Is(err, store.ErrQueueFull) {
