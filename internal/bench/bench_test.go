@@ -1,12 +1,14 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -173,6 +175,30 @@ func TestChatWindow(t *testing.T) {
 	if c.DeliveredPerSecond <= 0 || c.Latency.Max < c.Latency.P50 {
 		t.Errorf("chat figures: %+v", c)
 	}
+	checkTimeline(t, c)
+}
+
+// checkTimeline: every delivered message is in the second it was sent in,
+// the seconds ascend from 0, and no second's worst exceeds the run's.
+func checkTimeline(t *testing.T, c *ChatStats) {
+	t.Helper()
+	var n uint64
+	for i, s := range c.Timeline {
+		n += s.N
+		if i == 0 && s.Second != 0 || i > 0 && s.Second <= c.Timeline[i-1].Second {
+			t.Errorf("timeline seconds %+v", c.Timeline)
+			break
+		}
+		if s.N == 0 || s.Max > c.Latency.Max || s.P99 < s.P50 {
+			t.Errorf("timeline second %+v against the run's %+v", s, c.Latency)
+		}
+	}
+	if n != c.Latency.N || len(c.Timeline) == 0 {
+		t.Errorf("timeline holds %d messages in %d seconds, the run %d", n, len(c.Timeline), c.Latency.N)
+	}
+	if w := worstSeconds(c.Timeline, 3); len(w) == 0 || w[0].P99 != slices.MaxFunc(c.Timeline, func(a, b SecondStats) int { return cmp.Compare(a.P99, b.P99) }).P99 {
+		t.Errorf("worst seconds %+v", w)
+	}
 }
 
 // TestChatRateBinaryWorkers runs the chat at a target rate over direct TLS
@@ -198,6 +224,9 @@ func TestChatRateBinaryWorkers(t *testing.T) {
 	if rep.LoadRSSKiB == 0 {
 		t.Error("no worker footprint")
 	}
+	// 100 messages at 200/s span one or two seconds, merged from two
+	// worker processes.
+	checkTimeline(t, rep.Chat)
 }
 
 func TestStorm(t *testing.T) {

@@ -26,8 +26,9 @@ type chatRun struct {
 	sent, delivered, bounced, sendErrors, stale atomic.Int64
 	firstSend, lastDelivery                     atomic.Int64 // Unix ns
 
-	mu   sync.Mutex
-	hist Hist
+	mu       sync.Mutex
+	hist     Hist
+	timeline map[int64]*Hist // by the Unix second of the send
 }
 
 // drainTimeout bounds the wait for messages in flight once sending has
@@ -55,7 +56,7 @@ func (w *worker) runChat(ctx context.Context, p *chatParams) (*phaseResult, erro
 		// offline storage or to another resource.
 		peers[i] = c.JID().String()
 	}
-	r := &chatRun{id: p.RunID, window: make(chan struct{}, max(p.Window, 1))}
+	r := &chatRun{id: p.RunID, window: make(chan struct{}, max(p.Window, 1)), timeline: map[int64]*Hist{}}
 	w.chat.Store(r)
 	defer w.chat.Store(nil)
 
@@ -133,7 +134,8 @@ func (w *worker) runChat(ctx context.Context, p *chatParams) (*phaseResult, erro
 		time.Sleep(10 * time.Millisecond)
 	}
 	r.mu.Lock()
-	hist := r.hist
+	hist, timeline := r.hist, r.timeline
+	r.timeline = map[int64]*Hist{} // a straggler's late delivery must not race the report
 	r.mu.Unlock()
 	res := &phaseResult{
 		Sent:         r.sent.Load(),
@@ -144,6 +146,7 @@ func (w *worker) runChat(ctx context.Context, p *chatParams) (*phaseResult, erro
 		FirstSend:    r.firstSend.Load(),
 		LastDelivery: r.lastDelivery.Load(),
 		Latency:      &hist,
+		Timeline:     timeline,
 		Seconds:      time.Since(start).Seconds(),
 		Online:       w.online(),
 	}
@@ -224,6 +227,13 @@ func (r *chatRun) received(el *stanza.Element) {
 	}
 	r.mu.Lock()
 	r.hist.Add(time.Duration(now - sent))
+	sec := sent / int64(time.Second)
+	h := r.timeline[sec]
+	if h == nil {
+		h = &Hist{}
+		r.timeline[sec] = h
+	}
+	h.Add(time.Duration(now - sent))
 	r.mu.Unlock()
 	for {
 		last := r.lastDelivery.Load()

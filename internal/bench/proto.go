@@ -76,6 +76,9 @@ type phaseResult struct {
 	Existed int      `json:"existed,omitempty"`
 	Errors  []string `json:"errors,omitempty"` // the first few
 	Latency *Hist    `json:"latency,omitempty"`
+	// Timeline is the chat latency by the Unix second the message was
+	// sent in (workers share the clock, so the parent merges by key).
+	Timeline map[int64]*Hist `json:"timeline,omitempty"`
 	Seconds float64  `json:"seconds"`
 	Online  int      `json:"online"`
 

@@ -1,8 +1,11 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -96,6 +99,17 @@ type ChatStats struct {
 	DeliveredPerSecond    float64     `json:"delivered_per_second"`
 	Latency               Percentiles `json:"latency"`
 	ServerCPUPerMessageUS float64     `json:"server_cpu_per_message_us,omitempty"`
+	// Timeline is the latency of the messages sent in each second of the
+	// run: a tail made of a few bad seconds (a stall) looks different from
+	// one spread over the run (a server near saturation).
+	Timeline []SecondStats `json:"timeline,omitempty"`
+}
+
+// SecondStats is the latency of the messages sent in one second of a chat
+// run; Second counts from the second of the first send.
+type SecondStats struct {
+	Second int `json:"second"`
+	Percentiles
 }
 
 // StormStats are the disconnect-everyone, reconnect-everyone phase.
@@ -174,7 +188,14 @@ func sumChat(res []*phaseResult, o *Options) *ChatStats {
 	s := &ChatStats{TargetRate: o.Rate, Window: o.Window, BodySize: o.BodySize}
 	var h Hist
 	var first, last int64
+	timeline := map[int64]*Hist{}
 	for _, r := range res {
+		for sec, sh := range r.Timeline {
+			if timeline[sec] == nil {
+				timeline[sec] = &Hist{}
+			}
+			timeline[sec].Merge(sh)
+		}
 		s.Sent += r.Sent
 		s.Delivered += r.Delivered
 		s.Bounced += r.Bounced
@@ -193,7 +214,19 @@ func sumChat(res []*phaseResult, o *Options) *ChatStats {
 		s.SentPerSecond = float64(s.Sent) / s.Seconds
 	}
 	s.Latency = h.Summary()
+	secs := slices.Sorted(maps.Keys(timeline))
+	for _, sec := range secs {
+		s.Timeline = append(s.Timeline, SecondStats{Second: int(sec - secs[0]), Percentiles: timeline[sec].Summary()})
+	}
 	return s
+}
+
+// worstSeconds returns up to n seconds of the timeline with the highest
+// p99, worst first.
+func worstSeconds(t []SecondStats, n int) []SecondStats {
+	w := slices.Clone(t)
+	slices.SortStableFunc(w, func(a, b SecondStats) int { return cmp.Compare(b.P99, a.P99) })
+	return w[:min(n, len(w))]
 }
 
 // addFootprint records the workers' own memory and CPU time.
@@ -260,6 +293,13 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		row("messages", "%d sent, %d delivered, %d bounced, %d send errors, %d lost, %d stale", c.Sent, c.Delivered, c.Bounced, c.SendErrors, c.Lost, c.Stale)
 		row("delivered rate", "%.0f msgs/s over %.1f s", c.DeliveredPerSecond, c.Seconds)
 		row("latency", "%s", fmtLat(c.Latency))
+		if w := worstSeconds(c.Timeline, 3); len(w) > 0 {
+			var parts []string
+			for _, s := range w {
+				parts = append(parts, fmt.Sprintf("second %d: p99 %.1f ms, max %.1f ms (%d msgs)", s.Second, s.P99, s.Max, s.N))
+			}
+			row("worst seconds", "%s", strings.Join(parts, "; "))
+		}
 		if c.ServerCPUPerMessageUS > 0 {
 			row("server CPU/message", "%.0f µs", c.ServerCPUPerMessageUS)
 		}
