@@ -79,8 +79,8 @@ type phaseResult struct {
 	// Timeline is the chat latency by the Unix second the message was
 	// sent in (workers share the clock, so the parent merges by key).
 	Timeline map[int64]*Hist `json:"timeline,omitempty"`
-	Seconds float64  `json:"seconds"`
-	Online  int      `json:"online"`
+	Seconds  float64         `json:"seconds"`
+	Online   int             `json:"online"`
 
 	Sent       int64 `json:"sent,omitempty"`
 	Delivered  int64 `json:"delivered,omitempty"`
