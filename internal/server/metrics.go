@@ -20,9 +20,10 @@ var transportKinds = []string{"tcp", "starttls", "tls", "ws"}
 // hot path pays no Prometheus cost; only the two latency histograms are
 // observed inline.
 type promMetrics struct {
-	reg     *prometheus.Registry
-	route   prometheus.Histogram
-	enqueue prometheus.Histogram
+	reg         *prometheus.Registry
+	route       prometheus.Histogram
+	enqueue     prometheus.Histogram
+	journalSync prometheus.Histogram
 }
 
 func newPromMetrics() *promMetrics {
@@ -40,13 +41,21 @@ func newPromMetrics() *promMetrics {
 			Help:    "Time of one durable queue append (fsync'd with group commit in fsync mode).",
 			Buckets: buckets,
 		}),
+		journalSync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "parley", Subsystem: "store", Name: "journal_fsync_seconds",
+			Help:    "Time of one write and fsync of the queue journal's group commit (fsync mode); every sender acknowledgement waits for one.",
+			Buckets: buckets,
+		}),
 	}
-	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), p.route, p.enqueue)
+	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), p.route, p.enqueue, p.journalSync)
 	return p
 }
 
 func (p *promMetrics) observeRoute(d time.Duration)   { p.route.Observe(d.Seconds()) }
 func (p *promMetrics) observeEnqueue(d time.Duration) { p.enqueue.Observe(d.Seconds()) }
+func (p *promMetrics) observeJournalSync(d time.Duration) {
+	p.journalSync.Observe(d.Seconds())
+}
 
 // metricsHandler registers the server's counters and serves /metrics.
 func (s *Server) metricsHandler() http.Handler {

@@ -110,7 +110,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 
-	st, err := pebble.Open(filepath.Join(cfg.Data, "store"), pebble.Options{Durability: cfg.Durability, Logger: log, DisableQueueJournal: !cfg.QueueJournal})
+	st, err := pebble.Open(filepath.Join(cfg.Data, "store"), pebble.Options{
+		Durability: cfg.Durability, Logger: log, DisableQueueJournal: !cfg.QueueJournal,
+		ObserveJournalSync: s.prom.observeJournalSync,
+	})
 	if err != nil {
 		if errors.Is(err, pebble.ErrLocked) {
 			return nil, fmt.Errorf("the data directory %s is in use by another Parley process: %w", cfg.Data, err)

@@ -69,6 +69,14 @@ func TestMetricsMove(t *testing.T) {
 			break
 		}
 	}
+	// bob has it before the append is durable; alice's acknowledgement
+	// comes after, and by then the latency histograms have observed it.
+	if err := a.RequestAck(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WaitAcked(ctx, 1); err != nil {
+		t.Fatalf("alice's acknowledgement: %v", err)
+	}
 	if got := scrape(t, srv, "parley_queue_enqueued_total"); got != before+1 {
 		t.Errorf("parley_queue_enqueued_total went from %v to %v, want +1", before, got)
 	}
@@ -80,6 +88,9 @@ func TestMetricsMove(t *testing.T) {
 	}
 	if got := scrape(t, srv, "parley_store_enqueue_seconds_count"); got < 1 {
 		t.Errorf("enqueue latency observations = %v, want >= 1", got)
+	}
+	if got := scrape(t, srv, "parley_store_journal_fsync_seconds_count"); got < 1 {
+		t.Errorf("journal fsync observations = %v, want >= 1", got)
 	}
 	if got := scrape(t, srv, "parley_c2s_logins_total"); got < 2 {
 		t.Errorf("parley_c2s_logins_total = %v, want >= 2", got)

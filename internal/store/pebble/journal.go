@@ -120,7 +120,9 @@ type journal struct {
 	durables  int64 // puts and drops appended
 	syncedRec int64 // durables at the start of the last fsync
 	syncs     int64 // fsyncs made, for tests
-	err       error // sticky: after a failed write nothing is acknowledged
+	// observeSync, if set, gets the duration of each write+fsync.
+	observeSync func(time.Duration)
+	err         error // sticky: after a failed write nothing is acknowledged
 
 	kick chan struct{} // a checkpoint is due (segment over limit)
 }
@@ -284,7 +286,11 @@ func (j *journal) commit(pos int64, sync bool) error {
 			j.lastBatch, j.syncedRec = j.durables-j.syncedRec, j.durables
 		}
 		j.mu.Unlock()
+		start := time.Now()
 		err := writeAll(f, buf, doSync)
+		if doSync && j.observeSync != nil {
+			j.observeSync(time.Since(start))
+		}
 		j.mu.Lock()
 		j.spare = buf[:0]
 		j.busy = false
