@@ -281,12 +281,12 @@ func (j *journal) commit(pos int64, sync bool) error {
 		buf, end, f := j.buf, j.appended, j.f
 		j.buf = j.spare[:0]
 		doSync := j.fsync && j.syncWant > j.synced
+		start := time.Now()
 		if doSync {
-			j.lastSync = time.Now()
+			j.lastSync = start
 			j.lastBatch, j.syncedRec = j.durables-j.syncedRec, j.durables
 		}
 		j.mu.Unlock()
-		start := time.Now()
 		err := writeAll(f, buf, doSync)
 		if doSync && j.observeSync != nil {
 			j.observeSync(time.Since(start))
