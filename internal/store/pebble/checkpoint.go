@@ -157,6 +157,7 @@ func (s *Store) checkpoint(db *pebble.DB, all bool) error {
 		old-- // ids start at 1: 0 moves nothing, and the mark stays below every segment
 	}
 	start := time.Now()
+	s.writers.Lock()
 	for i := range s.queues {
 		s.queues[i].mu.Lock()
 	}
@@ -164,6 +165,7 @@ func (s *Store) checkpoint(db *pebble.DB, all bool) error {
 	for i := range s.queues {
 		s.queues[i].mu.Unlock()
 	}
+	s.writers.Unlock()
 	if held := time.Since(start); held > slowCheckpoint {
 		s.log.Warn("queue journal: slow checkpoint held the queues", "held", held, "moved", n)
 	}

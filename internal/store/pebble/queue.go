@@ -170,16 +170,19 @@ func (s *Store) EnqueueVisible(ctx context.Context, user string, stanza []byte, 
 	// and a second read lock would deadlock against a waiting Close.
 
 	q := &s.queues[s.stripe(user)]
+	s.writers.RLock()
 	q.mu.Lock()
 	st, err := s.queueStateForWrite(db, q, user)
 	if err != nil {
 		q.mu.Unlock()
+		s.writers.RUnlock()
 		s.mu.RUnlock()
 		return 0, err
 	}
 	if max > 0 && st.count >= max {
 		n := st.count
 		q.mu.Unlock()
+		s.writers.RUnlock()
 		s.mu.RUnlock()
 		return 0, fmt.Errorf("enqueue for %q: %w (%d items, max %d)", user, store.ErrQueueFull, n, max)
 	}
@@ -203,6 +206,7 @@ func (s *Store) EnqueueVisible(ctx context.Context, user string, stanza []byte, 
 		s.queued.Add(1)
 	}
 	q.mu.Unlock()
+	s.writers.RUnlock()
 
 	if j != nil {
 		// A Close from here on finds the record in the journal's buffer
@@ -638,6 +642,7 @@ func (s *Store) deleteQueueItems(db *pebble.DB, refs []store.QueueRef, expiredAt
 	}
 	slices.Sort(stripes)
 	stripes = slices.Compact(stripes)
+	s.writers.RLock()
 	for _, i := range stripes {
 		s.queues[i].mu.Lock()
 	}
@@ -645,6 +650,7 @@ func (s *Store) deleteQueueItems(db *pebble.DB, refs []store.QueueRef, expiredAt
 	for _, i := range stripes {
 		s.queues[i].mu.Unlock()
 	}
+	s.writers.RUnlock()
 	if pos > 0 {
 		// Not fsynced, like Pebble deletions, but written: a crash of the
 		// process alone must not resurrect acknowledged items.
