@@ -35,10 +35,7 @@ func TestJournalCrashReplay(t *testing.T) {
 		t.Fatalf("child left segments %v, %v; want some to replay", segs, err)
 	}
 
-	s, err := Open(dir, Options{Durability: DurabilityFsync, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openDir(t, dir, Options{Durability: DurabilityFsync})
 	defer s.Close()
 	ctx := t.Context()
 	want := map[string][]string{
@@ -83,10 +80,7 @@ func TestJournalCrashReplay(t *testing.T) {
 }
 
 func journalCrashChild(t *testing.T, dir string) {
-	s, err := Open(dir, Options{Durability: DurabilityFsync, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openDir(t, dir, Options{Durability: DurabilityFsync})
 	ctx := t.Context()
 	enqueue := func(user, body string) uint64 {
 		seq, err := s.Enqueue(ctx, user, []byte(body), time.Time{}, 0)
@@ -127,10 +121,7 @@ func journalCrashChild(t *testing.T, dir string) {
 // since; the mark written with the checkpoint must make replay skip it.
 func TestJournalMarkSkipsMovedSegment(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, Options{Durability: DurabilityOS, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openDir(t, dir, Options{Durability: DurabilityOS})
 	ctx := t.Context()
 	seq, err := s.Enqueue(ctx, "alice", []byte("m"), time.Time{}, 0)
 	if err != nil {
@@ -156,10 +147,7 @@ func TestJournalMarkSkipsMovedSegment(t *testing.T) {
 	if err := os.WriteFile(name, saved, 0o600); err != nil { // the unlink that was lost
 		t.Fatal(err)
 	}
-	s, err = Open(dir, Options{Durability: DurabilityOS, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openDir(t, dir, Options{Durability: DurabilityOS})
 	defer s.Close()
 	if items, err := s.Pending(ctx, "alice", 0, 0); err != nil || len(items) != 0 {
 		t.Fatalf("Pending after replaying a moved segment: %d items, %v; want none", len(items), err)
@@ -174,10 +162,7 @@ func TestJournalMarkSkipsMovedSegment(t *testing.T) {
 // items are still there.
 func TestJournalCloseLeavesNothing(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, Options{Durability: DurabilityOS, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openDir(t, dir, Options{Durability: DurabilityOS})
 	ctx := t.Context()
 	for i := range 3 {
 		if _, err := s.Enqueue(ctx, "alice", []byte{'m', byte('0' + i)}, time.Time{}, 0); err != nil {
@@ -190,10 +175,7 @@ func TestJournalCloseLeavesNothing(t *testing.T) {
 	if segs, err := listSegments(filepath.Join(dir, journalDirName)); err != nil || len(segs) != 0 {
 		t.Fatalf("segments after Close: %v, %v", segs, err)
 	}
-	s, err = Open(dir, Options{Durability: DurabilityOS, Logger: quiet, DisableQueueJournal: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openDir(t, dir, Options{Durability: DurabilityOS, DisableQueueJournal: true})
 	defer s.Close()
 	items, err := s.Pending(ctx, "alice", 0, 0)
 	if err != nil || len(items) != 3 || string(items[2].Stanza) != "m2" {
@@ -354,10 +336,7 @@ func FuzzScanSegment(f *testing.F) {
 // is still there after reopening.
 func TestJournalWriteFailure(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, Options{Durability: DurabilityFsync, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openDir(t, dir, Options{Durability: DurabilityFsync})
 	ctx := t.Context()
 	if _, err := s.Enqueue(ctx, "alice", []byte("kept"), time.Time{}, 0); err != nil {
 		t.Fatal(err)
@@ -383,10 +362,7 @@ func TestJournalWriteFailure(t *testing.T) {
 	if err := s.Close(); err == nil {
 		t.Error("Close reported no error with a failed journal")
 	}
-	s, err = Open(dir, Options{Durability: DurabilityFsync, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openDir(t, dir, Options{Durability: DurabilityFsync})
 	defer s.Close()
 	items, err := s.Pending(ctx, "alice", 0, 0)
 	if err != nil || len(items) != 1 || string(items[0].Stanza) != "kept" {
@@ -445,14 +421,11 @@ func TestCheckpointKeepsNewestSegment(t *testing.T) {
 // record is still unsynced, so that a recipient does not wait for the fsync,
 // and returns only once it is synced.
 func TestVisibleBeforeDurable(t *testing.T) {
-	s, err := Open(t.TempDir(), Options{Durability: DurabilityFsync, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openTest(t, Options{Durability: DurabilityFsync})
 	defer s.Close()
 	j := s.journal
 	var unsynced bool
-	_, err = s.EnqueueVisible(t.Context(), "alice", []byte("m"), time.Time{}, 0, func(uint64) {
+	_, err := s.EnqueueVisible(t.Context(), "alice", []byte("m"), time.Time{}, 0, func(uint64) {
 		j.mu.Lock()
 		unsynced = j.synced < j.appended
 		j.mu.Unlock()
@@ -475,13 +448,10 @@ func TestVisibleBeforeDurable(t *testing.T) {
 // lose the item, which its checkpoint makes durable.
 func TestCloseDuringVisible(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, Options{Durability: DurabilityFsync, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openDir(t, dir, Options{Durability: DurabilityFsync})
 	ctx := t.Context()
 	closed := make(chan error, 1)
-	_, err = s.EnqueueVisible(ctx, "alice", []byte("kept"), time.Time{}, 0, func(uint64) {
+	_, err := s.EnqueueVisible(ctx, "alice", []byte("kept"), time.Time{}, 0, func(uint64) {
 		go func() { closed <- s.Close() }()
 		select {
 		case err := <-closed:
@@ -499,10 +469,7 @@ func TestCloseDuringVisible(t *testing.T) {
 	if err := <-closed; err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(dir, Options{Durability: DurabilityFsync, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openDir(t, dir, Options{Durability: DurabilityFsync})
 	defer s.Close()
 	items, err := s.Pending(ctx, "alice", 0, 0)
 	if err != nil || len(items) != 1 || string(items[0].Stanza) != "kept" {
@@ -513,16 +480,13 @@ func TestCloseDuringVisible(t *testing.T) {
 // TestFailAfterVisibleAck: an item acknowledged inside visible whose fsync
 // then fails is reported failed and counted out once, not twice.
 func TestFailAfterVisibleAck(t *testing.T) {
-	s, err := Open(t.TempDir(), Options{Durability: DurabilityFsync, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openTest(t, Options{Durability: DurabilityFsync})
 	defer s.Close()
 	ctx := t.Context()
 	if _, err := s.Enqueue(ctx, "alice", []byte("kept"), time.Time{}, 0); err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.EnqueueVisible(ctx, "alice", []byte("acked"), time.Time{}, 0, func(seq uint64) {
+	_, err := s.EnqueueVisible(ctx, "alice", []byte("acked"), time.Time{}, 0, func(seq uint64) {
 		if err := s.Ack(ctx, "alice", seq); err != nil {
 			t.Errorf("Ack: %v", err)
 		}
@@ -574,10 +538,7 @@ func TestJournalSyncGap(t *testing.T) {
 }
 
 func TestJournalSyncGapLoneSender(t *testing.T) {
-	s, err := Open(t.TempDir(), Options{Durability: DurabilityFsync, Logger: quiet, JournalSyncGap: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openTest(t, Options{Durability: DurabilityFsync, JournalSyncGap: time.Minute})
 	defer s.Close()
 	done := make(chan error, 1)
 	go func() {

@@ -24,10 +24,17 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func openTest(t testing.TB, opts Options) *Store {
 	t.Helper()
+	return openDir(t, t.TempDir(), opts)
+}
+
+// openDir opens (or reopens) the store in dir, quiet unless opts has a
+// logger, and fails the test if it cannot.
+func openDir(t testing.TB, dir string, opts Options) *Store {
+	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = quiet
 	}
-	s, err := Open(t.TempDir(), opts)
+	s, err := Open(dir, opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
