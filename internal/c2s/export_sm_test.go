@@ -5,9 +5,9 @@ package c2s
 // outbound count, which becomes the acknowledged count too. Call it from
 // the reader's goroutine (no Feed in progress) with nothing unacknowledged.
 func SetSMCounters(s *Session, in, out uint32) {
-	s.sm.in = in
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
+	s.sm.in = in
 	if len(s.sm.unacked) != 0 {
 		panic("SetSMCounters with unacknowledged stanzas")
 	}
@@ -39,3 +39,7 @@ func InBacklog(s *Session) bool {
 	defer s.outMu.Unlock()
 	return s.backlog
 }
+
+// MaxInFlight is how many messages of one session may await their durable
+// append before its reader waits.
+const MaxInFlight = maxInFlight

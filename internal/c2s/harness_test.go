@@ -269,6 +269,8 @@ type envOpts struct {
 	stanzaBurst      float64
 	now              func() time.Time
 	codec            func() c2s.Codec // nil: the XML codec
+	// wrapStore, if set, wraps the store the router uses.
+	wrapStore func(store.Store) store.Store
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -277,7 +279,11 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := router.New(router.Config{Domain: domain, Store: st, Codec: storeCodec, Logger: quietLog, MaxSessionsPerUser: o.maxSessions})
+	var rs store.Store = st
+	if o.wrapStore != nil {
+		rs = o.wrapStore(st)
+	}
+	r, err := router.New(router.Config{Domain: domain, Store: rs, Codec: storeCodec, Logger: quietLog, MaxSessionsPerUser: o.maxSessions})
 	if err != nil {
 		t.Fatal(err)
 	}

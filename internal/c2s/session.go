@@ -177,6 +177,9 @@ type Session struct {
 	// to this session (backlog.go): a live delivery of an item at or
 	// below it is a duplicate.
 	backlogSeen uint64
+	// flight tracks the messages whose durable append is still running
+	// (flight.go); nil when there are none.
+	flight *flight
 	// room is signalled when acks or writes free room; made by the first
 	// backlog flush that has to wait (backlog.go).
 	room      atomic.Pointer[chan struct{}]
@@ -384,9 +387,10 @@ func (s *Session) handle(ev Event) error {
 		if !start.IsZero() {
 			m.ObserveRoute(time.Since(start))
 		}
-		// Counted once handled: routing has put a message in its
-		// recipient's durable queue by now, so <a/> means "stored".
-		s.sm.in++
+		// Counted as read; a message still being made durable is not
+		// handled yet, and h stops before it (flight.go), so <a/> means
+		// "stored".
+		s.countHandled()
 		return nil
 	}
 	return nil
@@ -655,7 +659,7 @@ func (s *Session) handleStanza(el *stanza.Element) error {
 		s.handlePresence(el, to)
 		return nil
 	}
-	s.cfg.Router.Route(s.ctx(), el)
+	s.routeMessage(el)
 	return nil
 }
 

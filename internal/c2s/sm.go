@@ -124,8 +124,11 @@ func (s *Session) handleSM(el *stanza.Element) (bool, error) {
 		// ways. Encoding it and switching counting on happen under one
 		// lock, so no stanza delivered meanwhile can slip between them
 		// uncounted; the reader writes the output when Feed returns.
-		s.sm.in = 0
+		// Messages still in flight would land at positions of the old
+		// count: they land first.
+		s.waitLanded()
 		s.outMu.Lock()
+		s.sm.in = 0
 		if !s.closing {
 			if s.out == nil {
 				s.out = getBuf()
@@ -142,7 +145,7 @@ func (s *Session) handleSM(el *stanza.Element) (bool, error) {
 		if !s.smOn() {
 			return true, stanza.NewStreamError(stanza.StreamUnsupportedStanzaType, "stream management is not enabled")
 		}
-		s.sendElement(stanza.New("a", NSSM).SetAttr("h", strconv.FormatUint(uint64(s.sm.in), 10)))
+		s.answerRequest()
 		return true, nil
 	case "a":
 		if !s.smOn() {
@@ -217,6 +220,10 @@ func (s *Session) resume(el *stanza.Element) error {
 	s.rosterWanted.Store(old.rosterWanted.Load())
 	s.initial = old.initial
 	s.directed = old.directed
+	// The old session's last messages may still be in flight: the count
+	// the client resumes from must include them, or it would send them
+	// again.
+	old.waitLanded()
 	s.sm.in = old.sm.in
 	s.sm.id = old.sm.id
 

@@ -185,21 +185,38 @@ func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Elem
 		}
 		delivering = time.Since(t)
 	}
-	_, err := r.cfg.Store.EnqueueVisible(ctx, to.Local(), raw, r.expiresAt(now), r.cfg.MaxOfflineMessages, visible)
-	if r.cfg.ObserveEnqueue != nil {
-		r.cfg.ObserveEnqueue(time.Since(start) - delivering)
-	}
-	if err != nil {
-		from, _ := jid.Parse(el.From())
-		if errors.Is(err, store.ErrQueueFull) {
-			r.Stats.QueueFull.Add(1)
-			r.bounce(ctx, from, el, stanza.ErrResourceConstraint.WithText("the recipient's message queue is full"))
-			return
+	if c := completionFrom(ctx); c != nil && c.join() {
+		_, err := r.cfg.Store.EnqueueAsync(ctx, to.Local(), raw, r.expiresAt(now), r.cfg.MaxOfflineMessages, visible, func(err error) {
+			r.enqueued(ctx, to, el, err, time.Since(start)-delivering)
+			c.finish()
+		})
+		if err != nil {
+			r.enqueued(ctx, to, el, err, time.Since(start))
+			c.finish()
 		}
-		r.log.Error("router: enqueue", "user", to.Local(), "err", err)
-		r.bounce(ctx, from, el, stanza.ErrInternalServerError)
 		return
 	}
+	_, err := r.cfg.Store.EnqueueVisible(ctx, to.Local(), raw, r.expiresAt(now), r.cfg.MaxOfflineMessages, visible)
+	r.enqueued(ctx, to, el, err, time.Since(start)-delivering)
+}
+
+// enqueued ends the durable append of el to its recipient's queue, which
+// took took (delivery excluded): an error goes back to the sender.
+func (r *Router) enqueued(ctx context.Context, to jid.JID, el *stanza.Element, err error, took time.Duration) {
+	if r.cfg.ObserveEnqueue != nil {
+		r.cfg.ObserveEnqueue(took)
+	}
+	if err == nil {
+		return
+	}
+	from, _ := jid.Parse(el.From())
+	if errors.Is(err, store.ErrQueueFull) {
+		r.Stats.QueueFull.Add(1)
+		r.bounce(ctx, from, el, stanza.ErrResourceConstraint.WithText("the recipient's message queue is full"))
+		return
+	}
+	r.log.Error("router: enqueue", "user", to.Local(), "err", err)
+	r.bounce(ctx, from, el, stanza.ErrInternalServerError)
 }
 
 // expiresAt is when a message queued now expires; OfflineExpiry 0 keeps
@@ -330,11 +347,13 @@ func (a *acker) add(user string, seq uint64) {
 		return
 	}
 	a.pending[user] = append(a.pending[user], seq)
-	a.mu.Unlock()
+	// Under a.mu: close closes wake only after setting closed under it,
+	// so this never sends on a closed channel.
 	select {
 	case a.wake <- struct{}{}:
 	default:
 	}
+	a.mu.Unlock()
 }
 
 func (a *acker) run() {

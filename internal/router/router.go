@@ -470,6 +470,59 @@ func (r *Router) Route(ctx context.Context, el *stanza.Element) {
 	}
 }
 
+// RouteAsync is Route that does not wait for the durable appends it
+// starts: it returns once every recipient can see the stanza (a message
+// is in its recipient's queue and handed to the online resources), and
+// reports whether an append is still being made durable. If so, done runs
+// once all are, or have failed and been bounced to the sender; it runs on
+// the store's completion goroutine and must not block. If not, done is
+// never called: the stanza was fully handled before RouteAsync returned.
+//
+// A session uses it to read on while its messages are fsynced, counting
+// each handled (XEP-0198) only once done has run.
+func (r *Router) RouteAsync(ctx context.Context, el *stanza.Element, done func()) bool {
+	c := &completion{done: done}
+	c.n.Store(1) // RouteAsync's own hold, so that done cannot run before it returns true
+	r.Route(context.WithValue(ctx, completionKey{}, c), el)
+	return c.n.Add(-1) != 0
+}
+
+// completion counts the appends a RouteAsync call is waiting for, plus one
+// while Route runs.
+type completion struct {
+	n    atomic.Int32
+	done func()
+}
+
+type completionKey struct{}
+
+func completionFrom(ctx context.Context) *completion {
+	c, _ := ctx.Value(completionKey{}).(*completion)
+	return c
+}
+
+// join adds an append to wait for; false once the count has reached zero
+// (RouteAsync has returned false, and a goroutine Route started is
+// appending after it): the caller then waits for its append itself.
+func (c *completion) join() bool {
+	for {
+		n := c.n.Load()
+		if n <= 0 {
+			return false
+		}
+		if c.n.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// finish ends a joined append.
+func (c *completion) finish() {
+	if c.n.Add(-1) == 0 {
+		c.done()
+	}
+}
+
 // bounce sends the error reply for el back to its sender.
 func (r *Router) bounce(ctx context.Context, from jid.JID, el *stanza.Element, e *stanza.Error) {
 	reply := stanza.ErrorReply(el, e)

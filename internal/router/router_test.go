@@ -3,6 +3,7 @@ package router_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -682,5 +683,40 @@ func TestRouterConfig(t *testing.T) {
 	}
 	if _, err := router.New(router.Config{Domain: domain}); err == nil {
 		t.Error("missing store accepted")
+	}
+}
+
+// TestRouteAsync: a stored message makes RouteAsync return once the
+// recipient has it, with done run exactly once when the append is durable;
+// a stanza without an append (a chat state) is handled before RouteAsync
+// returns false, and done never runs.
+func TestRouteAsync(t *testing.T) {
+	t.Parallel()
+	re := routertest.New(t, domain, routertest.Options{}, "alice", "bob")
+	re.Bind("alice@example.com/desk", true, 0)
+	bob := re.Bind("bob@example.com/phone", true, 0)
+	var calls atomic.Int32
+	landed := make(chan struct{}, 2)
+	done := func() { calls.Add(1); landed <- struct{}{} }
+	var want int32 // done runs only if RouteAsync returned true
+	if re.Router.RouteAsync(ctx, msg("alice@example.com/desk", "bob@example.com", "chat", "hi"), done) {
+		want = 1
+		<-landed
+	}
+	if got, _ := bob.TakeAcks(); len(got) != 1 || got[0].ChildText("body", "") != "hi" {
+		t.Fatalf("recipient got %d messages, want the one routed", len(got))
+	}
+	if n, err := re.Store.Depth(ctx, "bob"); err != nil || n != 1 {
+		t.Fatalf("Depth = %d, %v; want 1", n, err)
+	}
+	state := stanza.New("message", stanza.NSClient).SetAttr("from", "alice@example.com/desk").
+		SetAttr("to", "bob@example.com").SetAttr("type", "chat").
+		Append(stanza.New("composing", "http://jabber.org/protocol/chatstates"))
+	if re.Router.RouteAsync(ctx, state, done) {
+		t.Fatal("RouteAsync reported an append in flight for a chat state")
+	}
+	time.Sleep(10 * time.Millisecond) // a stray done would show by now
+	if n := calls.Load(); n != want {
+		t.Fatalf("done ran %d times, want %d", n, want)
 	}
 }

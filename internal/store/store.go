@@ -126,6 +126,18 @@ type Queue interface {
 	// is gone from the queue (unless it was acknowledged meanwhile): it may
 	// have been delivered although its sender is told it failed.
 	EnqueueVisible(ctx context.Context, user string, stanza []byte, expires time.Time, max int, visible func(seq uint64)) (uint64, error)
+	// EnqueueAsync is EnqueueVisible that does not wait for the item to be
+	// durable: it returns once visible has run, and done reports the
+	// outcome of the durable write later, exactly once: nil once the item
+	// is durable, or the error after which it is gone from the queue
+	// (unless acknowledged meanwhile), as EnqueueVisible would have
+	// returned it. If EnqueueAsync itself returns an error nothing was
+	// appended and neither visible nor done runs. done may run on another
+	// goroutine, or on the caller's before EnqueueAsync returns; it must
+	// not block, since the store's later completions wait for it. The
+	// router uses it so that a sender's session reads its next stanza
+	// while the last one is made durable.
+	EnqueueAsync(ctx context.Context, user string, stanza []byte, expires time.Time, max int, visible func(seq uint64), done func(error)) (uint64, error)
 	// Pending returns up to limit unexpired items with Seq > after, in
 	// order: a gap-free prefix, never an item above one that is not yet
 	// visible (see EnqueueVisible).

@@ -33,6 +33,7 @@ package pebble
 // have acknowledged it covers the torn bytes too).
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -125,17 +126,30 @@ type journal struct {
 	err         error // sticky: after a failed write nothing is acknowledged
 
 	kick chan struct{} // a checkpoint is due (segment over limit)
+
+	// async are the commitAsync callers waiting for their position;
+	// the completer goroutine commits for them and calls them back.
+	async     []asyncWait
+	asyncKick chan struct{} // wakes the completer
+	closed    bool          // close has run: the completer exits once async is empty
+}
+
+// asyncWait is one commitAsync caller: fn runs once pos is committed.
+type asyncWait struct {
+	pos int64
+	fn  func(error)
 }
 
 // openJournal creates the directory and the first segment, id seg.
 func openJournal(dir string, seg uint64, fsync bool, limit int64) (*journal, error) {
-	j := &journal{dir: dir, fsync: fsync, limit: limit, kick: make(chan struct{}, 1)}
+	j := &journal{dir: dir, fsync: fsync, limit: limit, kick: make(chan struct{}, 1), asyncKick: make(chan struct{}, 1)}
 	j.cond.L = &j.mu
 	f, err := j.create(seg)
 	if err != nil {
 		return nil, err
 	}
 	j.f, j.seg, j.segStart = f, seg, time.Now()
+	go j.completer()
 	return j, nil
 }
 
@@ -309,6 +323,93 @@ func (j *journal) commit(pos int64, sync bool) error {
 	}
 }
 
+// committed reports whether every byte up to pos is written, and fsynced
+// if the journal fsyncs. j.mu must be held.
+func (j *journal) committed(pos int64) bool {
+	return j.written >= pos && (!j.fsync || j.synced >= pos)
+}
+
+// commitAsync is commit without the wait: fn runs once every byte up to
+// pos is committed (nil) or the journal has failed or closed first (its
+// error). fn runs on the completer goroutine, or on the caller's before
+// commitAsync returns if the outcome is already known; it must not block,
+// since it holds up the callbacks of every later position.
+//
+// The caller's goroutine is free meanwhile: a session reads its next
+// stanza while its last one is fsynced, instead of parking for each fsync
+// and being woken after it (two thread switches per message, and the
+// fsync's whole latency added to the next stanza's).
+func (j *journal) commitAsync(pos int64, fn func(error)) {
+	j.mu.Lock()
+	if j.committed(pos) {
+		j.mu.Unlock()
+		fn(nil)
+		return
+	}
+	if err := j.err; err != nil { // set by close too: nothing is added after it
+		j.mu.Unlock()
+		fn(err)
+		return
+	}
+	j.async = append(j.async, asyncWait{pos: pos, fn: fn})
+	j.mu.Unlock()
+	select {
+	case j.asyncKick <- struct{}{}:
+	default:
+	}
+}
+
+// completer commits on behalf of commitAsync callers, as the leader of
+// commit's group commit (or waiting for another leader), and calls back
+// each caller whose position is committed, in position order. It exits
+// after close, once no caller is left.
+func (j *journal) completer() {
+	type result struct {
+		asyncWait
+		err error
+	}
+	var ready []result
+	for range j.asyncKick {
+		for {
+			j.mu.Lock()
+			var want int64
+			for _, w := range j.async {
+				want = max(want, w.pos)
+			}
+			closed := j.closed
+			j.mu.Unlock()
+			if want == 0 {
+				if closed {
+					return
+				}
+				break
+			}
+			_ = j.commit(want, j.fsync) // each waiter is judged below
+			j.mu.Lock()
+			keep := j.async[:0]
+			for _, w := range j.async {
+				switch {
+				case j.committed(w.pos): // done first, as in commit
+					ready = append(ready, result{w, nil})
+				case j.err != nil:
+					ready = append(ready, result{w, j.err})
+				default:
+					keep = append(keep, w)
+				}
+			}
+			clear(j.async[len(keep):])
+			j.async = keep
+			j.mu.Unlock()
+			slices.SortFunc(ready, func(a, b result) int { return cmp.Compare(a.pos, b.pos) })
+			for i, w := range ready {
+				w.fn(w.err)
+				ready[i] = result{}
+			}
+			ready = ready[:0]
+		}
+	}
+}
+
 func writeAll(f *os.File, buf []byte, sync bool) error {
 	if len(buf) > 0 {
 		if _, err := f.Write(buf); err != nil {
@@ -416,6 +517,11 @@ func (j *journal) close() error {
 	j.f = nil
 	if j.err == nil {
 		j.err = errJournalClosed
+	}
+	j.closed = true
+	select { // the completer calls back whoever is left, then exits
+	case j.asyncKick <- struct{}{}:
+	default:
 	}
 	return err
 }

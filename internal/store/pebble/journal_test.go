@@ -8,6 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -557,5 +560,120 @@ func TestJournalSyncGapLoneSender(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("a lone sender's enqueues were paced (one per minute)")
+	}
+}
+
+// holdJournal makes the journal look busy with a write, as while another
+// leader's fsync runs: commits wait. The returned func ends it.
+func holdJournal(j *journal) func() {
+	j.mu.Lock()
+	for j.busy {
+		j.cond.Wait()
+	}
+	j.busy = true
+	j.mu.Unlock()
+	return func() {
+		j.mu.Lock()
+		j.busy = false
+		j.cond.Broadcast()
+		j.mu.Unlock()
+	}
+}
+
+// TestEnqueueAsyncDoesNotWait: EnqueueAsync returns while its record is
+// unwritten (another write in progress), and done runs once the record is
+// synced, on the completer.
+func TestEnqueueAsyncDoesNotWait(t *testing.T) {
+	s := openTest(t, Options{Durability: DurabilityFsync})
+	defer s.Close()
+	j := s.journal
+	release := holdJournal(j)
+	var pos int64
+	done := make(chan bool, 1)
+	_, err := s.EnqueueAsync(t.Context(), "alice", []byte("m"), time.Time{}, 0, func(uint64) {
+		j.mu.Lock()
+		pos = j.appended
+		j.mu.Unlock()
+	}, func(err error) {
+		if err != nil {
+			t.Errorf("done: %v", err)
+		}
+		j.mu.Lock()
+		done <- j.synced >= pos
+		j.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+		t.Fatal("done ran while the journal could not write")
+	default:
+	}
+	release()
+	if synced := <-done; !synced {
+		t.Fatal("done ran before the record was synced")
+	}
+	if n, err := s.Depth(t.Context(), "alice"); err != nil || n != 1 {
+		t.Fatalf("Depth = %d, %v; want 1", n, err)
+	}
+}
+
+// TestEnqueueAsyncFailure: a record whose write fails reports the error to
+// done, and the item leaves the queue and the count.
+func TestEnqueueAsyncFailure(t *testing.T) {
+	s := openTest(t, Options{Durability: DurabilityFsync})
+	defer s.Close()
+	j := s.journal
+	release := holdJournal(j)
+	done := make(chan error, 1)
+	if _, err := s.EnqueueAsync(t.Context(), "alice", []byte("m"), time.Time{}, 0, nil, func(err error) { done <- err }); err != nil {
+		t.Fatal(err)
+	}
+	_ = j.f.Close() // the write the completer leads fails
+	release()
+	if err := <-done; err == nil {
+		t.Fatal("done reported success for a failed write")
+	}
+	if n, err := s.Depth(t.Context(), "alice"); err != nil || n != 0 {
+		t.Errorf("Depth = %d, %v; want 0", n, err)
+	}
+	if got := s.QueueTotal(); got != 0 {
+		t.Errorf("QueueTotal = %d, want 0", got)
+	}
+}
+
+// TestCloseCompletesAsync: Close right after asynchronous appends calls
+// every done once, with success, and the items survive reopening.
+func TestCloseCompletesAsync(t *testing.T) {
+	dir := t.TempDir()
+	s := openDir(t, dir, Options{Durability: DurabilityFsync})
+	const n = 50
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for i := range n {
+		wg.Add(1)
+		_, err := s.EnqueueAsync(t.Context(), "alice", []byte(strconv.Itoa(i)), time.Time{}, 0, nil, func(err error) {
+			if err != nil {
+				failed.Add(1)
+			}
+			wg.Done()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if f := failed.Load(); f != 0 {
+		t.Fatalf("%d of %d appends failed across Close", f, n)
+	}
+	s = openDir(t, dir, Options{Durability: DurabilityFsync})
+	defer s.Close()
+	items, err := s.Pending(t.Context(), "alice", 0, 0)
+	if err != nil || len(items) != n {
+		t.Fatalf("after reopen: %d items, %v; want %d", len(items), err, n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -156,6 +157,22 @@ func (s *Store) Enqueue(ctx context.Context, user string, stanza []byte, expires
 // the group commit writes and fsyncs it; without, once Pebble's commit
 // (fsynced per the durability mode) has returned.
 func (s *Store) EnqueueVisible(ctx context.Context, user string, stanza []byte, expires time.Time, max int, visible func(seq uint64)) (uint64, error) {
+	return s.enqueue(ctx, user, stanza, expires, max, visible, nil)
+}
+
+// EnqueueAsync implements store.Queue. With the journal, it returns once
+// the item is visible, and done runs on the journal's completer goroutine
+// once the group commit has made it durable; without, Pebble's commit is
+// waited for and done runs before EnqueueAsync returns.
+func (s *Store) EnqueueAsync(ctx context.Context, user string, stanza []byte, expires time.Time, max int, visible func(seq uint64), done func(error)) (uint64, error) {
+	if done == nil {
+		return 0, errors.New("pebble store: EnqueueAsync without done")
+	}
+	return s.enqueue(ctx, user, stanza, expires, max, visible, done)
+}
+
+// enqueue is EnqueueVisible, or EnqueueAsync when done is set.
+func (s *Store) enqueue(ctx context.Context, user string, stanza []byte, expires time.Time, max int, visible func(seq uint64), done func(error)) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -215,20 +232,42 @@ func (s *Store) EnqueueVisible(ctx context.Context, user string, stanza []byte, 
 		if visible != nil {
 			visible(seq)
 		}
-		err = j.commit(pos, j.fsync)
-	} else {
-		bp := stanzaBufs.Get().(*[]byte)
-		b := appendQueueKey((*bp)[:0], user, seq)
-		klen := len(b)
-		b = appendQueueItem(b, time.Now(), expires, stanza)
-		err = db.Set(b[:klen], b[klen:], s.syncWrites)
-		s.mu.RUnlock()
-		if cap(b) <= maxPooledBuf {
-			*bp = b
-			stanzaBufs.Put(bp)
+		if done != nil {
+			j.commitAsync(pos, func(err error) { done(s.enqueued(q, st, user, seq, true, err)) })
+			return seq, nil
 		}
+		if err := s.enqueued(q, st, user, seq, true, j.commit(pos, j.fsync)); err != nil {
+			return 0, err
+		}
+		return seq, nil
 	}
+	bp := stanzaBufs.Get().(*[]byte)
+	b := appendQueueKey((*bp)[:0], user, seq)
+	klen := len(b)
+	b = appendQueueItem(b, time.Now(), expires, stanza)
+	err = db.Set(b[:klen], b[klen:], s.syncWrites)
+	s.mu.RUnlock()
+	if cap(b) <= maxPooledBuf {
+		*bp = b
+		stanzaBufs.Put(bp)
+	}
+	if err := s.enqueued(q, st, user, seq, false, err); err != nil {
+		return 0, err
+	}
+	s.queued.Add(1)
+	if visible != nil {
+		visible(seq)
+	}
+	if done != nil {
+		done(nil)
+	}
+	return seq, nil
+}
 
+// enqueued ends an append whose durable write has returned err: the item
+// is no longer in flight, and if the write failed it is uncounted and,
+// with the journal, taken out of st.hot. It returns err with context.
+func (s *Store) enqueued(q *queueStripe, st *queueState, user string, seq uint64, journaled bool, err error) error {
 	// st is still the user's state: a state with reservations is neither
 	// evicted nor removed by DeleteAccount.
 	q.mu.Lock()
@@ -236,7 +275,7 @@ func (s *Store) EnqueueVisible(ctx context.Context, user string, stanza []byte, 
 		st.inflight = slices.Delete(st.inflight, i, i+1)
 	}
 	switch {
-	case err != nil && j == nil:
+	case err != nil && !journaled:
 		st.count--
 	case err != nil:
 		// Unless an Ack has already deleted it (and uncounted it).
@@ -245,7 +284,7 @@ func (s *Store) EnqueueVisible(ctx context.Context, user string, stanza []byte, 
 			st.count--
 			s.queued.Add(-1)
 		}
-	case j == nil && len(st.live) < maxLive:
+	case !journaled && len(st.live) < maxLive:
 		st.live = append(st.live, seq)
 	}
 	if len(st.inflight) == 0 && q.waiters > 0 {
@@ -253,15 +292,9 @@ func (s *Store) EnqueueVisible(ctx context.Context, user string, stanza []byte, 
 	}
 	q.mu.Unlock()
 	if err != nil {
-		return 0, fmt.Errorf("pebble store: enqueue for %q: %w", user, err)
+		return fmt.Errorf("pebble store: enqueue for %q: %w", user, err)
 	}
-	if j == nil {
-		s.queued.Add(1)
-		if visible != nil {
-			visible(seq)
-		}
-	}
-	return seq, nil
+	return nil
 }
 
 // queueStateForWrite returns the user's cached state, loading and caching

@@ -102,6 +102,54 @@ var queueTests = []test{
 		check(t, "Ack", s.Ack(ctx, "alice", first[0], seq))
 		depth(t, s, "alice", 0)
 	}},
+	{"EnqueueAsync", func(t *testing.T, s store.Store) {
+		// visible runs before EnqueueAsync returns, done exactly once with
+		// nil; items are in order; a refused item calls neither.
+		ctx := t.Context()
+		const n = 20
+		var mu sync.Mutex
+		dones := map[uint64]int{}
+		var all sync.WaitGroup
+		var seqs []uint64
+		for i := range n {
+			var vis uint64
+			all.Add(1)
+			seq, err := s.EnqueueAsync(ctx, "alice", stanza(i), far, 0, func(seq uint64) { vis = seq }, func(err error) {
+				check(t, "EnqueueAsync done", err)
+				mu.Lock()
+				dones[vis]++
+				mu.Unlock()
+				all.Done()
+			})
+			check(t, "EnqueueAsync", err)
+			if vis != seq {
+				t.Fatalf("visible saw seq %d before EnqueueAsync returned %d", vis, seq)
+			}
+			seqs = append(seqs, seq)
+		}
+		all.Wait()
+		for _, seq := range seqs {
+			if dones[seq] != 1 {
+				t.Fatalf("done ran %d times for seq %d", dones[seq], seq)
+			}
+		}
+		items, err := s.Pending(ctx, "alice", 0, 0)
+		check(t, "Pending", err)
+		checkSeqs(t, items, seqs...)
+		for i, it := range items {
+			if !bytes.Equal(it.Stanza, stanza(i)) {
+				t.Fatalf("item %d: %q, want %q", i, it.Stanza, stanza(i))
+			}
+		}
+		_, err = s.EnqueueAsync(ctx, "alice", stanza(n), far, n,
+			func(uint64) { t.Error("visible called for a refused item") },
+			func(error) { t.Error("done called for a refused item") })
+		if !errors.Is(err, store.ErrQueueFull) {
+			t.Fatalf("EnqueueAsync over max: %v, want ErrQueueFull", err)
+		}
+		check(t, "Ack", s.Ack(ctx, "alice", seqs...))
+		depth(t, s, "alice", 0)
+	}},
 	{"Order", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
 		seqs := enqueueN(t, s, "alice", 10)
