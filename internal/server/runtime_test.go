@@ -14,20 +14,70 @@ func TestApplyGCDefaults(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 	st := ApplyGCDefaults(env(nil), nil)
-	if st.Source != "default" || st.GCPercent != DefaultGCPercent || currentGCPercent() != DefaultGCPercent {
+	if st.Floor != nil {
+		st.Floor.Stop() // before the check: a collection may have raised it already
+	}
+	if st.Source != "default" || st.GCPercent != DefaultGCPercent || currentGCPercent() != DefaultGCPercent ||
+		st.HeapFloor != DefaultHeapFloor || st.Floor == nil {
 		t.Fatalf("no env: %+v, runtime %d", st, currentGCPercent())
 	}
 
 	debug.SetGCPercent(80) // as if the runtime had read GOGC=80
 	st = ApplyGCDefaults(env(map[string]string{"GOGC": "80"}), nil)
-	if st.Source != "GOGC" || st.GCPercent != 80 || currentGCPercent() != 80 {
+	if st.Source != "GOGC" || st.GCPercent != 80 || currentGCPercent() != 80 || st.Floor != nil {
 		t.Fatalf("GOGC=80: %+v, runtime %d", st, currentGCPercent())
 	}
 
 	debug.SetGCPercent(100)
 	st = ApplyGCDefaults(env(map[string]string{"GOMEMLIMIT": "1GiB"}), nil)
-	if st.Source != "GOMEMLIMIT" || st.GCPercent != 100 || currentGCPercent() != 100 {
+	if st.Source != "GOMEMLIMIT" || st.GCPercent != 100 || currentGCPercent() != 100 || st.Floor != nil {
 		t.Fatalf("GOMEMLIMIT: %+v, runtime %d", st, currentGCPercent())
+	}
+}
+
+func TestFloorPercent(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		live uint64
+		want int
+	}{
+		{live: 16 * mib, want: 300},       // 16 × 4 = 64
+		{live: 32 * mib, want: 100},       // 32 × 2 = 64
+		{live: 40 * mib, want: 60},        // 40 × 1.6 = 64
+		{live: 50 * mib, want: 50},        // 50 × 1.28 < 50 × 1.5: the base decides
+		{live: 64 * mib, want: 50},        // at the floor
+		{live: 1 << 30, want: 50},         // far above it
+		{live: 0, want: 10000},            // an empty heap: bounded
+		{live: 1024, want: 10000},         // bounded too
+		{live: 4 * mib, want: 1500},       // 4 × 16 = 64
+		{live: 63 * mib, want: 50},        // 1.6% above: the base
+		{live: 42 * mib, want: 52},        // 42 × 1.52 = 64
+		{live: 43*mib + 1, want: 50},      // 43 × 1.488: just under the base
+		{live: 21*mib + mib/3, want: 200}, // 21.33 × 3 = 64
+	} {
+		if got := floorPercent(c.live, 64*mib, 50); got != c.want {
+			t.Errorf("floorPercent(%d MiB) = %d, want %d", c.live/mib, got, c.want)
+		}
+	}
+}
+
+// TestHeapFloorFollowsCollections: after a collection of a small heap the
+// floor raises GOGC so the goal is the floor; Stop sets the base back.
+func TestHeapFloorFollowsCollections(t *testing.T) {
+	prev := debug.SetGCPercent(50)
+	defer debug.SetGCPercent(prev)
+	f := KeepHeapFloor(1<<30, 50) // far above this test binary's heap
+	defer f.Stop()
+	for i := 0; i < 100 && currentGCPercent() == 50; i++ {
+		runtime.GC()
+		runtime.Gosched() // the cleanup runs on its own goroutine
+	}
+	if p := currentGCPercent(); p <= 50 || p != f.Percent() {
+		t.Fatalf("GOGC %d after collections of a small heap (floor says %d), want it raised", p, f.Percent())
+	}
+	f.Stop()
+	if p := currentGCPercent(); p != 50 {
+		t.Fatalf("GOGC %d after Stop, want 50", p)
 	}
 }
 
