@@ -24,15 +24,21 @@ import (
 const DefaultGCPercent = 50
 
 // DefaultHeapFloor is the least heap goal the server's default GC policy
-// lets the collector aim for: GOGC=50 alone, on a small live heap, means a
-// collection every few megabytes of garbage. With 2,000 chatting users
-// (a 12 MB live heap, a 16 MB goal) that was 15 collections a second at
-// 12,000 msgs/s, each ~10-15 ms of marking on a one-core server, and the
-// p99 latency went from 6-10 ms to 19-27 ms (docs/benchmarks.md, run 7).
-// Sixty-four megabytes make it about one a second there, and make no
-// difference once the live heap is above ~43 MB (15,000 idle sessions and
-// more), where GOGC=50 decides.
-const DefaultHeapFloor = 64 << 20
+// lets the collector aim for. GOGC=50 alone, on a small live heap, means a
+// collection every few megabytes of garbage: with 2,000 users chatting at
+// 12,000 msgs/s (a 12 MB live heap, a 16 MB goal) 15 collections a second,
+// each 10-15 ms of marking on a one-core server, which showed in the p99.
+// Measured there (docs/benchmarks.md, run 7), p99 in three runs each:
+//
+//	floor 0:       8.8, 13.7, 14.5 ms; 1,914 B per idle TLS session
+//	floor 32 MiB:  6.1,  4.9, 10.1 ms; 1,849 B
+//	floor 64 MiB:  5.4,  4.3,  6.7 ms; 2,201 B
+//
+// The bytes per idle session are after 15,000 TLS logins on one core:
+// under a higher floor the login burst spreads its live objects over more
+// pages, which stay resident. 32 MiB keeps most of the latency gain at no
+// cost in density; above a ~21 MiB live heap GOGC=50 decides anyway.
+const DefaultHeapFloor = 32 << 20
 
 // GCSettings is what ApplyGCDefaults decided, for the start-up log.
 type GCSettings struct {
@@ -89,8 +95,8 @@ func ApplyGCDefaults(getenv func(string) string, log *slog.Logger) GCSettings {
 // HeapFloor keeps the collector's heap goal at or above a floor while the
 // live heap is small, by raising GOGC after each collection (never below
 // its base). Go has a ceiling (GOMEMLIMIT) but no floor; this is one,
-// computed from the live heap the collection just measured, so the goal
-// is live × (1 + GOGC/100) = max(floor, live × (1 + base/100)).
+// computed from what the collection just measured, so that the goal is
+// about max(floor, what base alone gives).
 type HeapFloor struct {
 	floor   uint64
 	base    int
@@ -134,9 +140,13 @@ func (f *HeapFloor) collected() {
 	if f.stopped.Load() {
 		return
 	}
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	s := []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/gc/scan/stack:bytes"},
+		{Name: "/gc/scan/globals:bytes"},
+	}
 	metrics.Read(s)
-	p := floorPercent(s[0].Value.Uint64(), f.floor, f.base)
+	p := floorPercent(s[0].Value.Uint64(), s[1].Value.Uint64()+s[2].Value.Uint64(), f.floor, f.base)
 	if old := int(f.percent.Load()); p != old && (p*10 < old*9 || p*10 > old*11 || p == f.base) {
 		// Changes under 10% are not worth a new goal each cycle.
 		debug.SetGCPercent(p)
@@ -145,17 +155,19 @@ func (f *HeapFloor) collected() {
 	f.arm()
 }
 
-// maxFloorPercent bounds the GOGC the floor sets on an almost empty heap.
-const maxFloorPercent = 10000
+// maxFloorPercent bounds the GOGC the floor sets on an almost empty heap:
+// the goal then stays under the floor rather than the goal's other terms
+// (stacks, globals) being multiplied a hundredfold.
+const maxFloorPercent = 1000
 
-// floorPercent is the GOGC for which live × (1 + GOGC/100) reaches floor,
-// and never below base.
-func floorPercent(live, floor uint64, base int) int {
+// floorPercent is the GOGC for which the runtime's heap goal, live +
+// (live + roots) × GOGC/100 with roots the stacks and globals it scans,
+// reaches floor; never below base nor above maxFloorPercent.
+func floorPercent(live, roots, floor uint64, base int) int {
 	if live >= floor {
 		return base
 	}
-	live = max(live, 1)
-	p := (floor - live) * 100 / live
+	p := (floor - live) * 100 / max(live+roots, 1)
 	return max(base, int(min(p, maxFloorPercent)))
 }
 
@@ -213,17 +225,18 @@ func returnIfIdle(prev uint64) (next, freed uint64) {
 	samples := []metrics.Sample{
 		{Name: "/gc/heap/allocs:bytes"},
 		{Name: "/gc/heap/live:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"},
 		{Name: "/memory/classes/heap/free:bytes"},
 	}
 	metrics.Read(samples)
-	allocs, live, free := samples[0].Value.Uint64(), samples[1].Value.Uint64(), samples[2].Value.Uint64()
-	if !shouldReturn(allocs-prev, live, free) {
+	allocs, live, objects, free := samples[0].Value.Uint64(), samples[1].Value.Uint64(), samples[2].Value.Uint64(), samples[3].Value.Uint64()
+	if !shouldReturn(allocs-prev, live, objects, free) {
 		return allocs, 0
 	}
 	debug.FreeOSMemory()
 	// The forced collection's own allocations must not count as activity
 	// in the next interval.
-	return allocatedBytes(), free
+	return allocatedBytes(), free + objects - min(live, objects)
 }
 
 func allocatedBytes() uint64 {
@@ -234,10 +247,15 @@ func allocatedBytes() uint64 {
 
 // shouldReturn decides, for one interval, whether to return free heap
 // memory: the interval was quiet (it allocated less than 1/idleAllocShare
-// of the live heap) and the free memory is worth a forced collection (an
-// eighth of the live heap, and at least idleReturnMin).
-func shouldReturn(allocated, live, free uint64) bool {
-	return allocated < live/idleAllocShare && free >= max(live/8, idleReturnMin)
+// of the heap) and what a collection would give back is worth it (an
+// eighth of the live heap, and at least idleReturnMin). live is what the
+// last collection marked; objects is live plus the garbage since, which a
+// collection frees: under the heap floor the last collection may be long
+// past (the burst that ended did not reach the goal), its live figure an
+// early, small one, and the burst's garbage is in objects, not in free.
+func shouldReturn(allocated, live, objects, free uint64) bool {
+	garbage := objects - min(live, objects)
+	return allocated < max(live, objects)/idleAllocShare && free+garbage >= max(live/8, idleReturnMin)
 }
 
 // MinProcs is the least GOMAXPROCS the server runs with when the operator

@@ -38,25 +38,26 @@ func TestApplyGCDefaults(t *testing.T) {
 func TestFloorPercent(t *testing.T) {
 	const mib = 1 << 20
 	for _, c := range []struct {
-		live uint64
-		want int
+		live, roots uint64
+		want        int
 	}{
-		{live: 16 * mib, want: 300},       // 16 × 4 = 64
-		{live: 32 * mib, want: 100},       // 32 × 2 = 64
-		{live: 40 * mib, want: 60},        // 40 × 1.6 = 64
-		{live: 50 * mib, want: 50},        // 50 × 1.28 < 50 × 1.5: the base decides
-		{live: 64 * mib, want: 50},        // at the floor
-		{live: 1 << 30, want: 50},         // far above it
-		{live: 0, want: 10000},            // an empty heap: bounded
-		{live: 1024, want: 10000},         // bounded too
-		{live: 4 * mib, want: 1500},       // 4 × 16 = 64
-		{live: 63 * mib, want: 50},        // 1.6% above: the base
-		{live: 42 * mib, want: 52},        // 42 × 1.52 = 64
-		{live: 43*mib + 1, want: 50},      // 43 × 1.488: just under the base
-		{live: 21*mib + mib/3, want: 200}, // 21.33 × 3 = 64
+		{live: 16 * mib, want: 300},                  // 16 + 16 × 3 = 64
+		{live: 32 * mib, want: 100},                  // 32 + 32 × 1 = 64
+		{live: 40 * mib, want: 60},                   // 40 + 40 × 0.6 = 64
+		{live: 50 * mib, want: 50},                   // 50 × 1.28 < 50 × 1.5: the base decides
+		{live: 64 * mib, want: 50},                   // at the floor
+		{live: 1 << 30, want: 50},                    // far above it
+		{live: 0, want: 1000},                        // an empty heap: bounded
+		{live: 1024, roots: 1024, want: 1000},        // bounded too
+		{live: 4 * mib, want: 1000},                  // 4 × 16 would be 64: bounded
+		{live: 8 * mib, want: 700},                   // 8 + 8 × 7 = 64
+		{live: 42 * mib, want: 52},                   // 42 + 42 × 0.52 = 64
+		{live: 43*mib + 1, want: 50},                 // just under the base
+		{live: 16 * mib, roots: 16 * mib, want: 150}, // 16 + 32 × 1.5 = 64
+		{live: 8 * mib, roots: 24 * mib, want: 175},  // 8 + 32 × 1.75 = 64
 	} {
-		if got := floorPercent(c.live, 64*mib, 50); got != c.want {
-			t.Errorf("floorPercent(%d MiB) = %d, want %d", c.live/mib, got, c.want)
+		if got := floorPercent(c.live, c.roots, 64*mib, 50); got != c.want {
+			t.Errorf("floorPercent(%d MiB, roots %d MiB) = %d, want %d", c.live/mib, c.roots/mib, got, c.want)
 		}
 	}
 }
@@ -84,17 +85,22 @@ func TestHeapFloorFollowsCollections(t *testing.T) {
 func TestShouldReturn(t *testing.T) {
 	const mib = 1 << 20
 	for _, c := range []struct {
-		allocated, live, free uint64
-		want                  bool
+		allocated, live, objects, free uint64
+		want                           bool
 	}{
-		{0, 100 * mib, 50 * mib, true},         // idle, half the live heap free
-		{10 * mib, 100 * mib, 50 * mib, false}, // busy: the room is in use
-		{0, 100 * mib, 10 * mib, false},        // little to return
-		{0, 8 * mib, 3 * mib, false},           // below the minimum
-		{mib / 2, 100 * mib, 20 * mib, true},   // quiet enough
+		{0, 100 * mib, 100 * mib, 50 * mib, true},         // idle, half the live heap free
+		{10 * mib, 100 * mib, 100 * mib, 50 * mib, false}, // busy: the room is in use
+		{0, 100 * mib, 100 * mib, 10 * mib, false},        // little to return
+		{0, 8 * mib, 8 * mib, 3 * mib, false},             // below the minimum
+		{mib / 2, 100 * mib, 100 * mib, 20 * mib, true},   // quiet enough
+		// A burst's garbage not yet collected (the last collection saw a
+		// 5 MiB heap): quiet next to the 200 MiB it holds, and worth it.
+		{2 * mib, 5 * mib, 200 * mib, 1 * mib, true},
+		// Busy next to the heap it holds.
+		{20 * mib, 5 * mib, 200 * mib, 1 * mib, false},
 	} {
-		if got := shouldReturn(c.allocated, c.live, c.free); got != c.want {
-			t.Errorf("shouldReturn(%d, %d, %d) = %v", c.allocated, c.live, c.free, got)
+		if got := shouldReturn(c.allocated, c.live, c.objects, c.free); got != c.want {
+			t.Errorf("shouldReturn(%d, %d, %d, %d) = %v", c.allocated, c.live, c.objects, c.free, got)
 		}
 	}
 }
