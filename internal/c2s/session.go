@@ -75,7 +75,9 @@ type Metrics struct {
 	BytesIn   atomic.Int64
 	BytesOut  atomic.Int64
 	// ObserveRoute, if set, is told how long handling one inbound stanza
-	// took (routing, including the durable append of a message).
+	// took: routing, up to where a message is in its recipient's queue and
+	// handed to its sessions (its durable append finishes later; the
+	// router's ObserveEnqueue times that).
 	ObserveRoute func(time.Duration)
 
 	bound sync.Map // transport kind -> *atomic.Int64

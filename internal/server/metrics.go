@@ -33,7 +33,7 @@ func newPromMetrics() *promMetrics {
 		reg: prometheus.NewRegistry(),
 		route: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "parley", Subsystem: "router", Name: "route_seconds",
-			Help:    "Time to handle one inbound stanza from a client, including the durable append of a message.",
+			Help:    "Time to handle one inbound stanza from a client; for a message, until its recipients have it (its durable append is parley_store_enqueue_seconds).",
 			Buckets: buckets,
 		}),
 		enqueue: prometheus.NewHistogram(prometheus.HistogramOpts{
