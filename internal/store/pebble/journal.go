@@ -38,8 +38,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -123,6 +125,7 @@ type journal struct {
 	syncs     int64 // fsyncs made, for tests
 	// observeSync, if set, gets the duration of each write+fsync.
 	observeSync func(time.Duration)
+	log         *slog.Logger // for contained callback panics; may be nil
 	err         error // sticky: after a failed write nothing is acknowledged
 
 	kick chan struct{} // a checkpoint is due (segment over limit)
@@ -402,12 +405,26 @@ func (j *journal) completer() {
 			j.mu.Unlock()
 			slices.SortFunc(ready, func(a, b result) int { return cmp.Compare(a.pos, b.pos) })
 			for i, w := range ready {
-				w.fn(w.err)
+				j.callBack(w.fn, w.err)
 				ready[i] = result{}
 			}
 			ready = ready[:0]
 		}
 	}
+}
+
+// callBack runs one commitAsync callback. A panic in it (the session code
+// the router calls from there) is contained and logged: the completer
+// serves every session, and must outlive any one of them.
+func (j *journal) callBack(fn func(error), err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if j.log != nil {
+				j.log.Error("queue journal: panic in a completion callback", "panic", p, "stack", string(debug.Stack()))
+			}
+		}
+	}()
+	fn(err)
 }
 
 func writeAll(f *os.File, buf []byte, sync bool) error {

@@ -677,3 +677,27 @@ func TestCloseCompletesAsync(t *testing.T) {
 		t.Fatalf("after reopen: %d items, %v; want %d", len(items), err, n)
 	}
 }
+
+// TestCompleterSurvivesPanic: a callback that panics is contained; the
+// completer goes on serving the next appends.
+func TestCompleterSurvivesPanic(t *testing.T) {
+	s := openTest(t, Options{Durability: DurabilityFsync})
+	defer s.Close()
+	release := holdJournal(s.journal) // so that the completer, not the caller, runs it
+	if _, err := s.EnqueueAsync(t.Context(), "alice", []byte("m1"), time.Time{}, 0, nil, func(error) { panic("session bug") }); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	done := make(chan error, 1)
+	if _, err := s.EnqueueAsync(t.Context(), "alice", []byte("m2"), time.Time{}, 0, nil, func(err error) { done <- err }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no completion after a callback panicked")
+	}
+}

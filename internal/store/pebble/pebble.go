@@ -300,6 +300,7 @@ func Open(dir string, opts Options) (*Store, error) {
 			return nil, err
 		}
 		j.observeSync = opts.ObserveJournalSync
+		j.log = s.log
 		switch j.syncGap = opts.JournalSyncGap; {
 		case j.syncGap == 0:
 			j.syncGap = DefaultJournalSyncGap
