@@ -126,7 +126,7 @@ type journal struct {
 	// observeSync, if set, gets the duration of each write+fsync.
 	observeSync func(time.Duration)
 	log         *slog.Logger // for contained callback panics; may be nil
-	err         error // sticky: after a failed write nothing is acknowledged
+	err         error        // sticky: after a failed write nothing is acknowledged
 
 	kick chan struct{} // a checkpoint is due (segment over limit)
 
