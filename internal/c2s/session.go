@@ -141,6 +141,7 @@ type Session struct {
 	// Reader-owned state.
 	state    state
 	secure   bool
+	initial  bool // initial presence sent (beside state: no padding)
 	mech     Mech
 	user     string
 	jid      jid.JID
@@ -148,7 +149,6 @@ type Session struct {
 	tokens   float64
 	lastTok  int64 // unix nanoseconds of the last token taken; 0: none yet
 	directed []jid.JID
-	initial  bool // initial presence sent
 
 	// Published to other goroutines.
 	available atomic.Bool
