@@ -433,8 +433,10 @@ func (c *Client) finish(err error) {
 	}
 	c.err = err
 	_ = c.tr.close()
-	close(c.incoming)
+	// done first: whoever sees Incoming closed (Recv) may call Err or
+	// Close at once, and both go by done.
 	close(c.done)
+	close(c.incoming)
 }
 
 // sendFinal writes our closing tag, preceded by a stream error when se is
