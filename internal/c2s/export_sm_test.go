@@ -43,3 +43,16 @@ func InBacklog(s *Session) bool {
 // MaxInFlight is how many messages of one session may await their durable
 // append before its reader waits.
 const MaxInFlight = maxInFlight
+
+// MaxAsks bounds the <r/> requests waiting for h.
+const MaxAsks = maxAsks
+
+// FlightAsks returns how many <r/> requests wait for messages in flight.
+func FlightAsks(s *Session) int {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	if s.flight == nil {
+		return 0
+	}
+	return len(s.flight.asks)
+}

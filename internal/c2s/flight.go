@@ -13,6 +13,9 @@ import (
 // pending writes without bound.
 const maxInFlight = 32
 
+// maxAsks bounds the <r/> requests a session keeps waiting for h.
+const maxAsks = 64
+
 // flight is what a session tracks of the messages it has routed whose
 // durable append is still running (router.RouteAsync). The reader reads on
 // meanwhile, but XEP-0198 counts a stanza handled only once it is stored
@@ -127,9 +130,15 @@ func (s *Session) answerRequest() {
 	s.outMu.Lock()
 	if f := s.flight; f != nil && len(f.pos) > 0 {
 		// Several requests with nothing read between them wait for the
-		// same count: one answer serves them, and a client cannot grow
-		// the list faster than it sends messages.
-		if n := len(f.asks); n == 0 || f.asks[n-1] != s.sm.in {
+		// same count: one answer serves them. Past maxAsks the newest
+		// request takes over the last one's place: answered later (with
+		// an h that covers both), so that a client sending stanza, <r/>,
+		// stanza, <r/> … during a long fsync cannot grow the list.
+		switch n := len(f.asks); {
+		case n > 0 && f.asks[n-1] == s.sm.in:
+		case n >= maxAsks:
+			f.asks[n-1] = s.sm.in
+		default:
 			f.asks = append(f.asks, s.sm.in)
 		}
 		s.outMu.Unlock()

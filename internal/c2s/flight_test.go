@@ -266,3 +266,36 @@ func TestResumeWaitsForFlight(t *testing.T) {
 		t.Fatalf("resumed: %q", out)
 	}
 }
+
+// TestFlightAsksBounded: a client alternating stanzas and <r/> while a
+// message is in flight keeps at most MaxAsks requests waiting; once the
+// message lands, the answers are at most that many and the last one counts
+// everything.
+func TestFlightAsksBounded(t *testing.T) {
+	t.Parallel()
+	e, hs := newHeldEnv(t, 0)
+	smOnline(e, "alice", "secret", "desk", true)
+	bob := smOnline(e, "bob", "hunter2", "phone", true)
+	enableSM(t, bob, false, false)
+	hs.setHold(true)
+	bob.feed(chatTo(aliceDesk, "stuck"))
+	hs.waitHeld(t, 1)
+	const n = 3 * c2s.MaxAsks
+	var in strings.Builder
+	for range n {
+		// A chat state: routed at once, never stored, yet counted.
+		in.WriteString(`<message to='` + aliceDesk + `' type='chat'><active xmlns='http://jabber.org/protocol/chatstates'/></message>` + smR)
+	}
+	if out := bob.feed(in.String()); strings.Contains(out, "<a ") {
+		t.Fatalf("answered with a message in flight: %q", out)
+	}
+	if got := c2s.FlightAsks(bob.s); got > c2s.MaxAsks {
+		t.Fatalf("%d requests kept, want at most %d", got, c2s.MaxAsks)
+	}
+	hs.release()
+	last := smA(n + 1)
+	out := bob.waitOutput(last)
+	if got := strings.Count(out, "<a "); got > c2s.MaxAsks || got == 0 {
+		t.Fatalf("%d answers to %d requests, want 1 to %d", got, n, c2s.MaxAsks)
+	}
+}
