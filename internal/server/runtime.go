@@ -261,16 +261,24 @@ func shouldReturn(allocated, live, objects, free uint64) bool {
 // MinProcs is the least GOMAXPROCS the server runs with when the operator
 // did not set GOMAXPROCS.
 //
-// Why more Ps than cores: the store's write-ahead log is made durable by
-// fdatasync in one goroutine (Pebble's group commit). On a process limited
-// to one core (taskset, a one-CPU container) the runtime gives it one P,
-// and while that thread sits in the syscall nothing else runs until the
-// runtime's monitor hands the P off, and every goroutine the commit wakes
-// then queues behind the others. Measured with 2,000 chatting users on one
-// core (docs/benchmarks.md): GOMAXPROCS=1 delivered 4,865 msgs/s with the
-// core 46% idle, GOMAXPROCS=4 15,814 msgs/s with it saturated. Extra Ps cost
-// a per-P cache each, not memory per session.
-const MinProcs = 4
+// Why more Ps than cores: the store's journal and write-ahead log are made
+// durable by fdatasync. On a process limited to one core (taskset, a
+// one-CPU container) the runtime gives it one P, and while that thread
+// sits in the syscall nothing else runs until the runtime's monitor hands
+// the P off. Measured with 2,000 chatting users on one core when every
+// sender waited for its fsync (docs/benchmarks.md): GOMAXPROCS=1 delivered
+// 4,865 msgs/s with the core 46% idle, GOMAXPROCS=4 15,814 msgs/s with it
+// saturated.
+//
+// Why 2 and not 4 since sessions read on while their messages are fsynced
+// (the journal's completer goroutine alone waits): with no sender parked,
+// four busy Ps on one core left the collector's mark worker a quarter of
+// it, and marks took 108 ms instead of 31-47. Alternating max-rate runs on
+// one core (docs/benchmarks.md, run 7): GOMAXPROCS=2 20,030-26,718 msgs/s
+// (median 24,738) at 36-48 µs, GOMAXPROCS=4 19,610-22,841 (median 20,982)
+// at 43-50 µs; TLS logins 1,334 and 1,526/s against 1,227 and 1,401/s.
+// Extra Ps cost a per-P cache each, not memory per session.
+const MinProcs = 2
 
 // ApplyProcsDefault raises GOMAXPROCS to MinProcs unless the operator set
 // GOMAXPROCS. It returns the value in effect. getenv is os.Getenv.
