@@ -200,8 +200,9 @@ func (r *Router) deliverMessage(ctx context.Context, to jid.JID, el *stanza.Elem
 	r.enqueued(ctx, to, el, err, time.Since(start)-delivering)
 }
 
-// enqueued ends the durable append of el to its recipient's queue, which
-// took took (delivery excluded): an error goes back to the sender.
+// enqueued ends the durable append of el to its recipient's queue: took
+// is its time, delivery excluded, for ObserveEnqueue; an error goes back
+// to the sender.
 func (r *Router) enqueued(ctx context.Context, to jid.JID, el *stanza.Element, err error, took time.Duration) {
 	if r.cfg.ObserveEnqueue != nil {
 		r.cfg.ObserveEnqueue(took)

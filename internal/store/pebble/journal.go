@@ -274,7 +274,7 @@ func (j *journal) commit(pos int64, sync bool) error {
 	for {
 		// Done first: bytes that reached the file before a failure, or
 		// before close, stay committed.
-		if j.written >= pos && (!sync || j.synced >= pos) {
+		if j.committed(pos, sync) {
 			return nil
 		}
 		if j.err != nil {
@@ -327,9 +327,9 @@ func (j *journal) commit(pos int64, sync bool) error {
 }
 
 // committed reports whether every byte up to pos is written, and fsynced
-// if the journal fsyncs. j.mu must be held.
-func (j *journal) committed(pos int64) bool {
-	return j.written >= pos && (!j.fsync || j.synced >= pos)
+// if sync. j.mu must be held.
+func (j *journal) committed(pos int64, sync bool) bool {
+	return j.written >= pos && (!sync || j.synced >= pos)
 }
 
 // commitAsync is commit without the wait: fn runs once every byte up to
@@ -344,7 +344,7 @@ func (j *journal) committed(pos int64) bool {
 // fsync's whole latency added to the next stanza's).
 func (j *journal) commitAsync(pos int64, fn func(error)) {
 	j.mu.Lock()
-	if j.committed(pos) {
+	if j.committed(pos, j.fsync) {
 		j.mu.Unlock()
 		fn(nil)
 		return
@@ -392,7 +392,7 @@ func (j *journal) completer() {
 			keep := j.async[:0]
 			for _, w := range j.async {
 				switch {
-				case j.committed(w.pos): // done first, as in commit
+				case j.committed(w.pos, j.fsync): // done first, as in commit
 					ready = append(ready, result{w, nil})
 				case j.err != nil:
 					ready = append(ready, result{w, j.err})
