@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -41,8 +42,10 @@ import (
 )
 
 // Handler is told that its socket is readable (or at EOF, or in error):
-// a turn begins. Readable runs on a goroutine of its own for the time of
-// the call (one of the poller's workers). The turn lasts until the handler
+// a turn begins. Readable runs on one of the poller's workers, which runs
+// other handlers' turns before and after it: it should not block for long
+// (a blocked Readable holds its worker, and the poller starts another only
+// when no turn has finished for a while; see pool). The turn lasts until the handler
 // calls Done and Done returns false, or until it calls Remove; it may
 // outlast Readable (a timer may carry it on), and no other Readable runs
 // for the socket until it is over.
@@ -69,20 +72,22 @@ type Poller struct {
 	closed  bool
 	stopped chan struct{}
 
-	// work hands a handler to an idle worker goroutine. A goroutine per
-	// readiness event starts on a 2 KB stack and grows it two or three
-	// times while it decrypts, parses and routes (newstack and copystack
-	// were 8% of a server's CPU during a login burst); a worker keeps its
-	// grown stack for the next event. At most maxIdleWorkers wait, so a
-	// burst of handlers blocked on the store leaves no crowd of stacks
-	// behind.
-	work chan Handler
-	idle atomic.Int32
+	// turns runs the handlers' turns on a few long-lived goroutines (see
+	// pool).
+	turns *pool
 }
 
-// maxIdleWorkers bounds the workers waiting for an event. Their stacks are
-// the fixed cost of the pool (GC shrinks the stacks of idle ones).
-const maxIdleWorkers = 32
+// Worker pool settings (see pool). maxIdleWorkers bounds the workers
+// waiting for an event: their stacks are the fixed cost of the pool (GC
+// shrinks the stacks of idle ones). busyPerProc workers per GOMAXPROCS
+// start without waiting for a stall: enough to keep every P busy while a
+// few turns wait for the store. A turn blocked for stallInterval in every
+// busy worker, with turns waiting, starts another.
+const (
+	maxIdleWorkers = 32
+	busyPerProc    = 4
+	stallInterval  = time.Millisecond
+)
 
 // reg is one registered socket. Its handle holds the registration's
 // generation, new with every Add, which an event carries along with the
@@ -131,7 +136,8 @@ func New() (*Poller, error) {
 		_ = syscall.Close(epfd)
 		return nil, fmt.Errorf("netpoll: set non-blocking: %w", err)
 	}
-	p := &Poller{epfd: epfd, file: os.NewFile(uintptr(epfd), "epoll"), stopped: make(chan struct{}), work: make(chan Handler)}
+	p := &Poller{epfd: epfd, file: os.NewFile(uintptr(epfd), "epoll"), stopped: make(chan struct{}),
+		turns: newPool(busyPerProc*runtime.GOMAXPROCS(0), maxIdleWorkers, stallInterval)}
 	if p.conn, err = p.file.SyscallConn(); err != nil {
 		_ = p.file.Close()
 		return nil, fmt.Errorf("netpoll: %w", err)
@@ -154,7 +160,7 @@ func (p *Poller) Close() error {
 	// released once run has returned from its last epoll_wait.
 	err := p.file.Close()
 	<-p.stopped
-	close(p.work) // idle workers exit; busy ones exit when done
+	p.turns.close() // idle workers exit; busy ones once the queue is empty
 	return err
 }
 
@@ -468,31 +474,7 @@ func (p *Poller) dispatch(events []syscall.EpollEvent, start []Handler) []Handle
 		}
 	}
 	p.mu.Unlock()
-	for _, h := range start {
-		select {
-		case p.work <- h:
-		default:
-			go p.worker(h)
-		}
-	}
+	p.turns.start(start)
 	clear(start) // no handler kept alive by the scratch space
 	return start[:0]
-}
-
-// worker runs h, then waits for more events while fewer than
-// maxIdleWorkers others wait.
-func (p *Poller) worker(h Handler) {
-	for {
-		h.Readable()
-		if p.idle.Add(1) > maxIdleWorkers {
-			p.idle.Add(-1)
-			return
-		}
-		var ok bool
-		h, ok = <-p.work
-		p.idle.Add(-1)
-		if !ok {
-			return
-		}
-	}
 }
