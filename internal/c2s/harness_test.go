@@ -100,6 +100,16 @@ type fakeTransport struct {
 	conns    []net.Conn
 	writes   int
 	released int // ReleaseTLSState calls that dropped a state
+
+	// goCalls counts Go calls: work the session handed to the transport's
+	// goroutines, as it does to a listener.Conn's poller workers.
+	goCalls atomic.Int32
+}
+
+// Go runs f as a listener.Conn with a poller would, on another goroutine.
+func (f *fakeTransport) Go(fn func()) {
+	f.goCalls.Add(1)
+	go fn()
 }
 
 func newTransport(ip string) *fakeTransport {

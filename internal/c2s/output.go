@@ -135,7 +135,7 @@ func (s *Session) sendOpts(el *stanza.Element, ack *router.Ack, enc func([]byte)
 	}
 	s.outMu.Unlock()
 	if start {
-		go s.flushLoop()
+		s.startFlush()
 	}
 	return true
 }
@@ -211,8 +211,22 @@ func (s *Session) Kick(err *stanza.StreamError) {
 	}
 	s.outMu.Unlock()
 	if start {
-		go s.flushLoop()
+		s.startFlush()
 	}
+}
+
+// goer is a transport that runs short work on goroutines it keeps
+// (listener.Conn: the poller's workers).
+type goer interface{ Go(f func()) }
+
+// startFlush runs flushLoop on the transport's goroutines if it has them,
+// else on a goroutine of its own.
+func (s *Session) startFlush() {
+	if g, ok := s.tr.(goer); ok {
+		g.Go(s.flushLoop)
+		return
+	}
+	go s.flushLoop()
 }
 
 // flushLoop writes pending output until none is left. Only one runs at a

@@ -664,6 +664,29 @@ func TestIdleSessionHoldsNoBuffer(t *testing.T) {
 	waitDepth(t, e, "bob", 0)
 }
 
+// TestFlushOnTransportGoroutines: output delivered from another session is
+// written by work handed to the transport (a listener.Conn runs it on the
+// poller's workers), while a session's replies to its own input are
+// written by its reader, handing nothing over.
+func TestFlushOnTransportGoroutines(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	e.addUser("alice", "secret")
+	e.addUser("bob", "hunter2")
+	bob := e.online("bob", "hunter2", "phone", true)
+	alice := e.online("alice", "secret", "desk", true)
+	if n := bob.tr.goCalls.Load(); n != 0 {
+		t.Fatalf("bob's own replies handed %d flushes to the transport", n)
+	}
+	alice.feed(`<message to='bob@example.com/phone' type='chat'><body>hi</body></message>`)
+	if got := bob.waitOutput("</message>"); !strings.Contains(got, "<body>hi</body>") {
+		t.Fatalf("bob got %q", got)
+	}
+	if n := bob.tr.goCalls.Load(); n == 0 {
+		t.Fatal("a delivery to bob was flushed without the transport's Go")
+	}
+}
+
 // TestUnavailableReachesDirectedPresence: RFC 6121 §4.6.3 — unavailable
 // presence the user broadcasts also goes to every entity it sent directed
 // presence to (as it does when the session ends without one).

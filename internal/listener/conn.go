@@ -303,6 +303,18 @@ func (c *Conn) start() {
 	}
 }
 
+// Go runs f, work for the session that must not wait for its turn (an
+// output flush), on the poller's workers, whose stacks have grown: a
+// goroutine per flush started on a small stack and grew it in the TLS
+// sealing. Without a poller, f gets a goroutine of its own.
+func (c *Conn) Go(f func()) {
+	if p := c.l.poller; p != nil {
+		p.Go(f)
+		return
+	}
+	go f()
+}
+
 // fd is the socket's descriptor, for the poller.
 func (c *Conn) fd() int {
 	fd := -1

@@ -164,6 +164,17 @@ func (p *Poller) Close() error {
 	return err
 }
 
+// Go runs f on one of the poller's workers, after the turns and tasks
+// started before it, so that short work a turn would otherwise start a
+// goroutine for (a session's output flush) runs on a grown stack too. Like
+// a turn, f should not block for long (see pool). After Close, f runs on
+// a goroutine of its own.
+func (p *Poller) Go(f func()) {
+	if !p.turns.start([]Handler{task(f)}) {
+		go f()
+	}
+}
+
 // regEvents is the registration, made once. EPOLLRDHUP tells the end of
 // the peer's stream apart from bytes (see Closing).
 const regEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET

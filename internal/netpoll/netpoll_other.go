@@ -26,6 +26,9 @@ func New() (*Poller, error) { return nil, errors.New("netpoll: epoll is Linux-on
 // Close does nothing.
 func (p *Poller) Close() error { return nil }
 
+// Go runs f on a goroutine of its own.
+func (p *Poller) Go(f func()) { go f() }
+
 // Add always fails.
 func (p *Poller) Add(fd int, h Handler, hd *Handle) error { return errors.New("netpoll: unsupported") }
 

@@ -62,15 +62,15 @@ func newPool(minBusy, maxIdle int, stall time.Duration) *pool {
 
 // start queues the turns of hs and finds them workers: idle ones first,
 // then new ones up to minBusy. Others wait for a busy worker, or the
-// watchdog's.
-func (w *pool) start(hs []Handler) {
-	if len(hs) == 0 {
-		return
-	}
+// watchdog's. It is false, and queues nothing, once the pool is closed.
+func (w *pool) start(hs []Handler) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return
+		return false
+	}
+	if len(hs) == 0 {
+		return true
 	}
 	if w.head > 0 && w.head >= len(w.queue)/2 {
 		n := copy(w.queue, w.queue[w.head:])
@@ -91,7 +91,14 @@ func (w *pool) start(hs []Handler) {
 		w.watching = true
 		w.timer.Reset(w.stall)
 	}
+	return true
 }
+
+// task is a Handler that runs a function (Poller.Go).
+type task func()
+
+// Readable runs the task.
+func (f task) Readable() { f() }
 
 // worker is one of the pool's goroutines.
 type worker struct {

@@ -8,11 +8,6 @@ import (
 	"time"
 )
 
-// funcHandler is a Handler from a function.
-type funcHandler func()
-
-func (f funcHandler) Readable() { f() }
-
 // waitFor polls cond until it holds, failing the test after a generous
 // deadline: a liveness check, not a timing one.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -39,7 +34,7 @@ func TestPoolReusesWorkers(t *testing.T) {
 		batch = batch[:0]
 		for k := rand.IntN(16) + 1; k > 0 && i < n; k-- {
 			j := i
-			batch = append(batch, funcHandler(func() {
+			batch = append(batch, task(func() {
 				mu.Lock()
 				order = append(order, j)
 				mu.Unlock()
@@ -66,9 +61,9 @@ func TestPoolWatchdogUnblocksQueue(t *testing.T) {
 	defer w.close()
 	release := make(chan struct{})
 	var blocked atomic.Int32
-	block := funcHandler(func() { blocked.Add(1); <-release })
+	block := task(func() { blocked.Add(1); <-release })
 	ran := make(chan struct{})
-	w.start([]Handler{block, block, funcHandler(func() { close(ran) })})
+	w.start([]Handler{block, block, task(func() { close(ran) })})
 	select {
 	case <-ran:
 	case <-time.After(10 * time.Second):
@@ -101,7 +96,7 @@ func TestPoolIdleBound(t *testing.T) {
 	var in sync.WaitGroup
 	for range 16 {
 		in.Add(1)
-		hs = append(hs, funcHandler(func() { in.Done(); <-release }))
+		hs = append(hs, task(func() { in.Done(); <-release }))
 	}
 	w.start(hs)
 	in.Wait() // all 16 run at once: minBusy allows it
@@ -116,7 +111,7 @@ func TestPoolIdleBound(t *testing.T) {
 	// An idle worker takes the next turn: no new one starts.
 	started := w.stats().started
 	done := make(chan struct{})
-	w.start([]Handler{funcHandler(func() { close(done) })})
+	w.start([]Handler{task(func() { close(done) })})
 	<-done
 	if st := w.stats(); st.started != started {
 		t.Errorf("started %d workers with %d idle", st.started-started, maxIdle)
@@ -129,8 +124,8 @@ func TestPoolClose(t *testing.T) {
 	release := make(chan struct{})
 	var ran atomic.Int32
 	w.start([]Handler{
-		funcHandler(func() { <-release; ran.Add(1) }),
-		funcHandler(func() { ran.Add(1) }),
+		task(func() { <-release; ran.Add(1) }),
+		task(func() { ran.Add(1) }),
 	})
 	w.close()
 	close(release)
@@ -141,7 +136,7 @@ func TestPoolClose(t *testing.T) {
 	if ran.Load() != 2 {
 		t.Errorf("%d of 2 queued turns ran before the workers exited", ran.Load())
 	}
-	w.start([]Handler{funcHandler(func() { t.Error("a turn ran after close") })})
+	w.start([]Handler{task(func() { t.Error("a turn ran after close") })})
 	if st := w.stats(); st.busy != 0 {
 		t.Errorf("start after close started %d workers", st.busy)
 	}
@@ -158,7 +153,7 @@ func TestPoolStress(t *testing.T) {
 		var batch []Handler
 		for k := rand.IntN(64) + 1; k > 0 && i < n; k-- {
 			j := i
-			batch = append(batch, funcHandler(func() {
+			batch = append(batch, task(func() {
 				if j%1000 == 0 {
 					time.Sleep(2 * time.Millisecond)
 				}
@@ -187,8 +182,8 @@ func TestPoolReplacesStuckWorker(t *testing.T) {
 	defer w.close()
 	release := make(chan struct{})
 	defer close(release)
-	w.start([]Handler{funcHandler(func() { <-release })})
-	slow := funcHandler(func() { time.Sleep(time.Millisecond) })
+	w.start([]Handler{task(func() { <-release })})
+	slow := task(func() { time.Sleep(time.Millisecond) })
 	deadline := time.Now().Add(10 * time.Second)
 	for w.stats().started < 3 {
 		if time.Now().After(deadline) {
