@@ -56,14 +56,29 @@ var (
 	pollerOnce sync.Once
 	poller     *netpoll.Poller
 	pollerErr  error
+	// started is poller once made, for readers that must not start it.
+	started atomic.Pointer[netpoll.Poller]
 )
 
 // sharedPoller is the process's one epoll poller, started on first use
 // and kept for the life of the process: one goroutine waits for every
 // listener's connections.
 func sharedPoller() (*netpoll.Poller, error) {
-	pollerOnce.Do(func() { poller, pollerErr = netpoll.New() })
+	pollerOnce.Do(func() {
+		poller, pollerErr = netpoll.New()
+		started.Store(poller)
+	})
 	return poller, pollerErr
+}
+
+// PollerStats reports the shared poller's workers; zero before the first
+// listener has started it, or without one.
+func PollerStats() netpoll.Stats {
+	p := started.Load()
+	if p == nil {
+		return netpoll.Stats{}
+	}
+	return p.Stats()
 }
 
 // Tracker counts and tracks live connections across listeners.

@@ -164,11 +164,18 @@ func (p *Poller) Close() error {
 	return err
 }
 
+// Stats reports the poller's workers.
+func (p *Poller) Stats() Stats { return p.turns.stats() }
+
 // Go runs f on one of the poller's workers, after the turns and tasks
 // started before it, so that short work a turn would otherwise start a
 // goroutine for (a session's output flush) runs on a grown stack too. Like
 // a turn, f should not block for long (see pool). After Close, f runs on
 // a goroutine of its own.
+//
+// A lane that ran tasks before waiting turns (last in, first out) was
+// tried: at 12,000 msgs/s its p99 was 15.5, 13.4 and 5.3 ms against 7.2,
+// 6.1 and 4.2 ms in one queue (alternating runs).
 func (p *Poller) Go(f func()) {
 	if !p.turns.start([]Handler{task(f)}) {
 		go f()

@@ -26,6 +26,15 @@ func New() (*Poller, error) { return nil, errors.New("netpoll: epoll is Linux-on
 // Close does nothing.
 func (p *Poller) Close() error { return nil }
 
+// Stats is a snapshot of a poller's workers.
+type Stats struct {
+	Busy, Idle     int
+	Started, Turns uint64
+}
+
+// Stats is zero: there are no workers.
+func (p *Poller) Stats() Stats { return Stats{} }
+
 // Go runs f on a goroutine of its own.
 func (p *Poller) Go(f func()) { go f() }
 

@@ -29,7 +29,8 @@ import (
 //
 // The queue holds at most one entry per registration (a registration's
 // turn is started once, until Done), so it is bounded by the poller's
-// sockets.
+// sockets, and at most one task per session (Poller.Go: a session runs one
+// output flush at a time).
 type pool struct {
 	mu    sync.Mutex
 	cond  sync.Cond // idle workers wait here
@@ -60,9 +61,8 @@ func newPool(minBusy, maxIdle int, stall time.Duration) *pool {
 	return w
 }
 
-// start queues the turns of hs and finds them workers: idle ones first,
-// then new ones up to minBusy. Others wait for a busy worker, or the
-// watchdog's. It is false, and queues nothing, once the pool is closed.
+// start queues the turns of hs and finds them workers (wakeLocked). It is
+// false, and queues nothing, once the pool is closed.
 func (w *pool) start(hs []Handler) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -78,7 +78,17 @@ func (w *pool) start(hs []Handler) bool {
 		w.queue, w.head = w.queue[:n], 0
 	}
 	w.queue = append(w.queue, hs...)
-	waiting := len(w.queue) - w.head
+	w.wakeLocked()
+	return true
+}
+
+// waitingLocked is the number of turns and tasks without a worker.
+func (w *pool) waitingLocked() int { return len(w.queue) - w.head }
+
+// wakeLocked finds workers for what waits: idle ones first, then new ones
+// up to minBusy; arms the watchdog for the rest.
+func (w *pool) wakeLocked() {
+	waiting := w.waitingLocked()
 	for ; waiting > 0 && w.idle > 0; waiting-- {
 		w.idle--
 		w.busy++
@@ -91,7 +101,6 @@ func (w *pool) start(hs []Handler) bool {
 		w.watching = true
 		w.timer.Reset(w.stall)
 	}
-	return true
 }
 
 // task is a Handler that runs a function (Poller.Go).
@@ -121,7 +130,7 @@ func (w *pool) spawn() {
 func (w *pool) work(k *worker) {
 	w.mu.Lock()
 	for {
-		if w.head == len(w.queue) {
+		if w.waitingLocked() == 0 {
 			if w.closed || w.idle >= w.maxIdle {
 				w.busy--
 				last := w.all[len(w.all)-1]
@@ -159,7 +168,7 @@ func (w *pool) work(k *worker) {
 func (w *pool) watch() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed || w.head == len(w.queue) {
+	if w.closed || w.waitingLocked() == 0 {
 		w.watching = false
 		return
 	}
@@ -188,14 +197,16 @@ func (w *pool) close() {
 	w.cond.Broadcast()
 }
 
-// poolStats is a snapshot of the pool's counters.
-type poolStats struct {
-	busy, idle        int
-	started, finished uint64
+// Stats is a snapshot of a poller's workers.
+type Stats struct {
+	Busy    int    // workers running a turn or a task, or about to
+	Idle    int    // workers waiting for one
+	Started uint64 // workers started since the poller was made
+	Turns   uint64 // turns and tasks finished
 }
 
-func (w *pool) stats() poolStats {
+func (w *pool) stats() Stats {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return poolStats{busy: w.busy, idle: w.idle, started: w.started, finished: w.finished}
+	return Stats{Busy: w.busy, Idle: w.idle, Started: w.started, Turns: w.finished}
 }

@@ -43,9 +43,9 @@ func TestPoolReusesWorkers(t *testing.T) {
 		}
 		w.start(batch)
 	}
-	waitFor(t, "all turns", func() bool { return w.stats().finished == n })
-	if st := w.stats(); st.started != 1 {
-		t.Errorf("started %d workers for %d turns, want 1", st.started, n)
+	waitFor(t, "all turns", func() bool { return w.stats().Turns == n })
+	if st := w.stats(); st.Started != 1 {
+		t.Errorf("started %d workers for %d turns, want 1", st.Started, n)
 	}
 	for i, v := range order {
 		if v != i {
@@ -73,16 +73,16 @@ func TestPoolWatchdogUnblocksQueue(t *testing.T) {
 		t.Errorf("%d turns blocked, want 2", blocked.Load())
 	}
 	st := w.stats()
-	if st.started < 3 {
-		t.Errorf("started %d workers, want a third for the queued turn", st.started)
+	if st.Started < 3 {
+		t.Errorf("started %d workers, want a third for the queued turn", st.Started)
 	}
 	close(release)
-	waitFor(t, "the blocked turns", func() bool { return w.stats().finished == 3 })
+	waitFor(t, "the blocked turns", func() bool { return w.stats().Turns == 3 })
 	// Nothing waits any more: the watchdog stops starting workers.
-	started := w.stats().started
+	started := w.stats().Started
 	time.Sleep(20 * time.Millisecond)
-	if st := w.stats(); st.started != started {
-		t.Errorf("the watchdog started %d workers with nothing queued", st.started-started)
+	if st := w.stats(); st.Started != started {
+		t.Errorf("the watchdog started %d workers with nothing queued", st.Started-started)
 	}
 }
 
@@ -103,18 +103,18 @@ func TestPoolIdleBound(t *testing.T) {
 	close(release)
 	waitFor(t, "the burst to end", func() bool {
 		st := w.stats()
-		return st.finished == 16 && st.busy == 0
+		return st.Turns == 16 && st.Busy == 0
 	})
-	if st := w.stats(); st.idle != maxIdle {
-		t.Errorf("%d idle workers stayed, want %d", st.idle, maxIdle)
+	if st := w.stats(); st.Idle != maxIdle {
+		t.Errorf("%d idle workers stayed, want %d", st.Idle, maxIdle)
 	}
 	// An idle worker takes the next turn: no new one starts.
-	started := w.stats().started
+	started := w.stats().Started
 	done := make(chan struct{})
 	w.start([]Handler{task(func() { close(done) })})
 	<-done
-	if st := w.stats(); st.started != started {
-		t.Errorf("started %d workers with %d idle", st.started-started, maxIdle)
+	if st := w.stats(); st.Started != started {
+		t.Errorf("started %d workers with %d idle", st.Started-started, maxIdle)
 	}
 }
 
@@ -131,14 +131,14 @@ func TestPoolClose(t *testing.T) {
 	close(release)
 	waitFor(t, "the workers to exit", func() bool {
 		st := w.stats()
-		return st.busy == 0 && st.idle == 0
+		return st.Busy == 0 && st.Idle == 0
 	})
 	if ran.Load() != 2 {
 		t.Errorf("%d of 2 queued turns ran before the workers exited", ran.Load())
 	}
 	w.start([]Handler{task(func() { t.Error("a turn ran after close") })})
-	if st := w.stats(); st.busy != 0 {
-		t.Errorf("start after close started %d workers", st.busy)
+	if st := w.stats(); st.Busy != 0 {
+		t.Errorf("start after close started %d workers", st.Busy)
 	}
 }
 
@@ -166,7 +166,7 @@ func TestPoolStress(t *testing.T) {
 			time.Sleep(50 * time.Microsecond)
 		}
 	}
-	waitFor(t, "all turns", func() bool { return w.stats().finished == n })
+	waitFor(t, "all turns", func() bool { return w.stats().Turns == n })
 	for i := range counts {
 		if c := counts[i].Load(); c != 1 {
 			t.Fatalf("turn %d ran %d times", i, c)
@@ -185,7 +185,7 @@ func TestPoolReplacesStuckWorker(t *testing.T) {
 	w.start([]Handler{task(func() { <-release })})
 	slow := task(func() { time.Sleep(time.Millisecond) })
 	deadline := time.Now().Add(10 * time.Second)
-	for w.stats().started < 3 {
+	for w.stats().Started < 3 {
 		if time.Now().After(deadline) {
 			t.Fatalf("one stuck worker of 2, turns queued and finishing: %+v, want a third worker", w.stats())
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/parley-im/parley/internal/c2s"
+	"github.com/parley-im/parley/internal/listener"
 )
 
 // transportKinds are the session transports the gauges report.
@@ -98,6 +99,15 @@ func (s *Server) metricsHandler() http.Handler {
 	counter("queue", "full_total", "Messages refused because the recipient's queue was full.", nil, func() float64 { return float64(st.QueueFull.Load()) })
 	counter("queue", "acked_total", "Queue entries deleted after a device of the recipient took them.", nil, func() float64 { return float64(st.Acked.Load()) })
 	counter("queue", "redelivered_total", "Queued messages delivered at a later login.", nil, func() float64 { return float64(st.Redelivered.Load()) })
+	const workersHelp = "Poller workers: busy (running a turn, which reads a session's socket or flushes its output) or idle (waiting for one)."
+	gauge("netpoll", "workers", workersHelp, prometheus.Labels{"state": "busy"},
+		func() float64 { return float64(listener.PollerStats().Busy) })
+	gauge("netpoll", "workers", workersHelp, prometheus.Labels{"state": "idle"},
+		func() float64 { return float64(listener.PollerStats().Idle) })
+	counter("netpoll", "workers_started_total", "Poller workers started; a steady rise under load means turns block (see docs/density.md).", nil,
+		func() float64 { return float64(listener.PollerStats().Started) })
+	counter("netpoll", "turns_total", "Turns and output flushes the poller's workers have run.", nil,
+		func() float64 { return float64(listener.PollerStats().Turns) })
 	counter("router", "delivered_total", "Stanzas handed to a recipient session.", nil, func() float64 { return float64(st.Delivered.Load()) })
 	counter("router", "bounced_total", "Error replies generated for undeliverable stanzas.", nil, func() float64 { return float64(st.Bounced.Load()) })
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})

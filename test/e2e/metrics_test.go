@@ -95,6 +95,14 @@ func TestMetricsMove(t *testing.T) {
 	if got := scrape(t, srv, "parley_c2s_logins_total"); got < 2 {
 		t.Errorf("parley_c2s_logins_total = %v, want >= 2", got)
 	}
+	// The sessions' turns ran on the poller's workers (the poller is the
+	// process's, shared with other tests' servers: lower bounds only).
+	if got := scrape(t, srv, "parley_netpoll_turns_total"); got < 1 {
+		t.Errorf("parley_netpoll_turns_total = %v, want >= 1", got)
+	}
+	if got := scrape(t, srv, "parley_netpoll_workers_started_total"); got < 1 {
+		t.Errorf("parley_netpoll_workers_started_total = %v, want >= 1", got)
+	}
 	// bob's client acknowledges when the server asks; the queue entry is
 	// then deleted.
 	deadline := time.Now().Add(10 * time.Second)
