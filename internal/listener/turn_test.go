@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -171,4 +173,47 @@ func TestHalfCloseEndsSession(t *testing.T) {
 	waitFed(t, s, "</stream>")
 	waitEnded(t, s)
 	waitCount(t, srv.tracker, 0)
+}
+
+// TestBlockedTurnsDoNotStallOthers: more sessions than the poller has
+// busy workers block inside Feed (as a turn blocked on a full socket or on
+// the store does); another connection's bytes are still fed, by a worker
+// the poller starts when it finds the busy ones stuck.
+func TestBlockedTurnsDoNotStallOthers(t *testing.T) {
+	t.Parallel()
+	// Each blocked turn holds a worker; the poller is the process's, and
+	// starts 4 busy workers per GOMAXPROCS before it waits for a stall.
+	blocked := 4*runtime.GOMAXPROCS(0) + 4
+	release := make(chan struct{})
+	defer close(release)
+	var entered atomic.Int32
+	srv := startServer(t, Config{}, &server{setup: func(s *fakeSession) {
+		s.onFeed = func(s *fakeSession, p []byte) error {
+			if string(p) == "block" {
+				entered.Add(1)
+				<-release
+			}
+			return nil
+		}
+	}})
+	for range blocked {
+		c := srv.dial("")
+		srv.session()
+		if _, err := c.Write([]byte("block")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(wait)
+	for int(entered.Load()) < blocked {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d blocking turns started: turns wait behind blocked ones", entered.Load(), blocked)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c := srv.dial("")
+	s := srv.session()
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	waitFed(t, s, "hello")
 }
