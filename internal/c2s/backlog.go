@@ -16,18 +16,35 @@ import (
 
 var _ router.Backlog = (*Session)(nil)
 
+// Backlog states (Session.backlog).
+const (
+	backlogOff     uint8 = iota // live delivery
+	backlogOn                   // the router is flushing the queued backlog
+	backlogLeft                 // ... and a live delivery was left in the queue since its last pass
+	backlogPending              // initial presence made the session available; the flush has not begun
+)
+
 // BeginBacklog implements router.Backlog.
 func (s *Session) BeginBacklog() {
 	s.outMu.Lock()
-	s.backlog = true
+	s.backlog = backlogOn
 	s.outMu.Unlock()
 }
 
-// EndBacklog implements router.Backlog.
-func (s *Session) EndBacklog() {
+// EndBacklog implements router.Backlog. A live delivery left in the queue
+// during the flush's last pass may be behind what that pass read: ending
+// backlog mode then would let the live deliveries after it overtake it
+// (and deliver twice what the next pass reads again), so the flush passes
+// once more.
+func (s *Session) EndBacklog(force bool) bool {
 	s.outMu.Lock()
-	s.backlog = false
-	s.outMu.Unlock()
+	defer s.outMu.Unlock()
+	if s.backlog == backlogLeft && !force {
+		s.backlog = backlogOn
+		return false
+	}
+	s.backlog = backlogOff
+	return true
 }
 
 // backlogWait bounds one wait for room, so a flush notices a session that

@@ -37,7 +37,7 @@ func SMState(s *Session) SMSnapshot {
 func InBacklog(s *Session) bool {
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
-	return s.backlog
+	return s.backlog != backlogOff
 }
 
 // MaxInFlight is how many messages of one session may await their durable

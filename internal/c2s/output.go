@@ -45,9 +45,14 @@ func (s *Session) sendLocked(el *stanza.Element, ack *router.Ack, enc func([]byt
 // which alone delivers queued (acked) stanzas while a backlog is pending.
 func (s *Session) sendOpts(el *stanza.Element, ack *router.Ack, enc func([]byte) []byte, fromBacklog bool) bool {
 	s.outMu.Lock()
-	if s.backlog && ack != nil && !fromBacklog && !s.closing {
+	if s.backlog != backlogOff && ack != nil && !fromBacklog && !s.closing {
 		// A live message during the backlog flush stays in the queue: the
 		// flush reaches it after the older ones, keeping their order.
+		if s.backlog != backlogPending {
+			// Not when pending: the flush's first pass is still to read
+			// the queue, this message included.
+			s.backlog = backlogLeft
+		}
 		s.outMu.Unlock()
 		return true
 	}

@@ -172,9 +172,9 @@ type Session struct {
 	closing    bool // no more output accepted
 	closeAfter bool // close the transport once out is written
 	ended      bool
-	noResume   bool // ended on purpose (stream close, error, kick): no resumption
-	broken     bool // the connection failed: output is kept for resumption
-	backlog    bool // the router is flushing the queued backlog (see backlog.go)
+	noResume   bool  // ended on purpose (stream close, error, kick): no resumption
+	broken     bool  // the connection failed: output is kept for resumption
+	backlog    uint8 // backlogOff, backlogOn or backlogLeft (see backlog.go)
 	// backlogSeen is the highest queue seq the backlog flush has handed
 	// to this session (backlog.go): a live delivery of an item at or
 	// below it is a duplicate.
@@ -721,6 +721,16 @@ func (s *Session) handlePresence(el *stanza.Element, to jid.JID) {
 			s.priority.Store(int32(priorityOf(el)))
 		}
 		el.SetAttr("to", "")
+		if initial {
+			// From the moment the session is available until the offline
+			// delivery's first pass has read the queue, live durable
+			// deliveries stay in the queue: one delivered live before the
+			// pass began would be read by it and delivered again, ahead
+			// of older ones.
+			s.outMu.Lock()
+			s.backlog = backlogPending
+			s.outMu.Unlock()
+		}
 		if typ == "" {
 			b := bytes.Clone(s.cfg.Router.Codec().Marshal(el))
 			s.lastPresence.Store(&b)
@@ -730,6 +740,18 @@ func (s *Session) handlePresence(el *stanza.Element, to jid.JID) {
 			s.lastPresence.Store(nil)
 		}
 		s.cfg.Presence.Broadcast(s.ctx(), s, el, initial)
+		if initial {
+			s.outMu.Lock()
+			pending := s.backlog == backlogPending
+			s.outMu.Unlock()
+			if pending {
+				// The presence handler made no offline delivery: what
+				// stayed in the queue meanwhile goes out now.
+				if err := s.cfg.Router.FlushQueue(s.ctx(), s); err != nil {
+					s.log().Error("c2s: offline delivery", "jid", s.jid.String(), "err", err)
+				}
+			}
+		}
 		if typ == "unavailable" {
 			// RFC 6121 §4.6.3: those we sent directed presence to learn
 			// we are gone too.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/internal/c2s"
+	"github.com/parley-im/parley/internal/router"
 	"github.com/parley-im/parley/internal/xmlcodec"
 	"github.com/parley-im/parley/jid"
 	"github.com/parley-im/parley/stanza"
@@ -1146,6 +1147,59 @@ func TestSMConcurrentResume(t *testing.T) {
 	}
 }
 
+// TestBacklogLeftDeliveryKeepsBacklog: a live delivery left in the queue
+// during a backlog pass keeps the session in backlog mode for another
+// pass. Ending it instead let the next live message overtake the left one,
+// and the next pass deliver that one again (test/e2e
+// TestSMUnackedSurviveCrash saw crash-2, crash-1, crash-2, crash-3).
+func TestBacklogLeftDeliveryKeepsBacklog(t *testing.T) {
+	t.Parallel()
+	e := newSMEnv(t, 0, 0)
+	bob := smOnline(e, "bob", "hunter2", "phone", true)
+	waitIdle(t, bob.s)
+	bob.take()
+	msg := func(body string) *stanza.Element {
+		return stanza.New("message", stanza.NSClient).SetAttr("to", bobPhone).SetAttr("from", "alice@example.com/desk").
+			SetAttr("type", "chat").Append(stanza.New("body", stanza.NSClient).AppendText(body))
+	}
+	bob.s.BeginBacklog()
+	if !bob.s.Deliver(msg("left"), e.r.NewAck("bob", 7, 1)) {
+		t.Fatal("a live delivery during the backlog reported failure")
+	}
+	if !bob.s.EndBacklog(true) || c2s.InBacklog(bob.s) {
+		t.Fatal("a forced end (failed flush, ended session) left backlog mode on")
+	}
+	bob.s.BeginBacklog()
+	if !bob.s.Deliver(msg("left"), e.r.NewAck("bob", 8, 1)) {
+		t.Fatal("a live delivery during the backlog reported failure")
+	}
+	if bob.s.EndBacklog(false) {
+		t.Fatal("backlog mode ended with a live delivery left in the queue since the last pass")
+	}
+	if !c2s.InBacklog(bob.s) {
+		t.Fatal("not in backlog mode after the refused end")
+	}
+	// Another live message is still left for the flush, behind the first.
+	if !bob.s.Deliver(msg("next"), e.r.NewAck("bob", 9, 1)) {
+		t.Fatal("a live delivery during the backlog reported failure")
+	}
+	waitIdle(t, bob.s)
+	if out := bob.take(); out != "" {
+		t.Fatalf("live deliveries during the backlog were written: %q", out)
+	}
+	if bob.s.EndBacklog(false) {
+		t.Fatal("backlog mode ended with a live delivery left since the previous EndBacklog")
+	}
+	// A pass that left nothing ends it.
+	if !bob.s.EndBacklog(false) {
+		t.Fatal("backlog mode did not end after a pass that left nothing")
+	}
+	bob.s.Deliver(msg("live"), e.r.NewAck("bob", 10, 1))
+	if got := bob.waitOutput("<body>live</body>"); !strings.Contains(got, "live") {
+		t.Fatalf("live delivery after the backlog: %q", got)
+	}
+}
+
 // TestBacklogThenLateLiveDelivery: the router queues a message, archives
 // it, then delivers it live. If the recipient's session comes online in
 // between, its backlog flush reads the message from the queue and, once
@@ -1192,5 +1246,64 @@ func TestBacklogThenLateLiveDelivery(t *testing.T) {
 	got = bob.waitOutput("<body>later</body>")
 	if strings.Contains(got, "early</body>") {
 		t.Fatalf("after the backlog bob got %q, want only the newer message", got)
+	}
+}
+
+// windowPresence runs hook on a session's initial presence after the
+// session has become available and before the roster module's offline
+// delivery.
+type windowPresence struct {
+	c2s.Presence
+	hook func(s router.Session)
+}
+
+func (p windowPresence) Broadcast(ctx context.Context, s router.Session, el *stanza.Element, initial bool) {
+	if initial {
+		p.hook(s)
+	}
+	p.Presence.Broadcast(ctx, s, el, initial)
+}
+
+// TestLiveDeliveryBeforeOfflineFlush: a message routed after the session
+// has become available but before its offline delivery has read the queue
+// is delivered once, after the older queued one. Delivered live, it was
+// then read from the queue and delivered again, ahead of the older one
+// (internal/bench TestChatWindow saw 401 deliveries of 400 messages).
+func TestLiveDeliveryBeforeOfflineFlush(t *testing.T) {
+	t.Parallel()
+	var alice *client
+	e := newEnv(t, envOpts{presence: func(p c2s.Presence) c2s.Presence {
+		return windowPresence{Presence: p, hook: func(s router.Session) {
+			if s.JID().Local() == "bob" {
+				alice.feed(chatTo(bobPhone, "window"))
+			}
+		}}
+	}})
+	e.addUser("alice", "secret")
+	e.addUser("bob", "hunter2")
+	alice = e.online("alice", "secret", "desk", true)
+	alice.feed(chatTo("bob@example.com", "early")) // bob is offline: queued
+	waitDepth(t, e, "bob", 1)
+
+	bob := e.newClient("192.0.2.1", false)
+	bob.login("bob", "hunter2")
+	bob.bind("phone")
+	if err := bob.s.Feed([]byte(`<presence/>`)); err != nil {
+		t.Fatal(err)
+	}
+	got := bob.waitOutput("<body>window</body>")
+	for deadline := time.Now().Add(waitFor); c2s.InBacklog(bob.s); yield() {
+		if time.Now().After(deadline) {
+			t.Fatal("the backlog flush did not end")
+		}
+	}
+	waitIdle(t, bob.s)
+	got += bob.take()
+	early, window := strings.Index(got, "<body>early</body>"), strings.Index(got, "<body>window</body>")
+	if early < 0 || window < early {
+		t.Fatalf("bob got the newer message before the queued one: %q", got)
+	}
+	if n := strings.Count(got, "<body>window</body>"); n != 1 {
+		t.Fatalf("bob got the message routed during his initial presence %d times: %q", n, got)
 	}
 }

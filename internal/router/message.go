@@ -241,8 +241,12 @@ type Backlog interface {
 	// DeliverBacklog delivers one queued stanza once the session has room;
 	// false if the session has ended (the rest stays queued).
 	DeliverBacklog(ctx context.Context, el *stanza.Element, ack *Ack) bool
-	// EndBacklog returns the session to live delivery.
-	EndBacklog()
+	// EndBacklog returns the session to live delivery and reports true,
+	// unless force is false and a live delivery was left in the queue
+	// since BeginBacklog or the last EndBacklog: that one may be behind
+	// what the flush read, so the session stays in backlog mode and the
+	// flush reads the queue again.
+	EndBacklog(force bool) bool
 }
 
 // FlushQueue delivers the user's queued messages to a session that has just
@@ -269,17 +273,26 @@ func (r *Router) FlushQueue(ctx context.Context, s Session) error {
 	return err
 }
 
-// flushBacklog delivers the whole queue, then leaves backlog mode and scans
-// once more for what was queued meanwhile, so nothing is stranded.
+// flushBacklog delivers the whole queue, and passes again from where it
+// stopped until a pass has left no live delivery in the queue
+// (EndBacklog): a live delivery during a pass may be behind what the pass
+// read, and must not be overtaken by the live deliveries after it. Once a
+// pass has left none, every queued item is either read by a pass or
+// delivered live after backlog mode ends, so nothing is stranded.
 func (r *Router) flushBacklog(ctx context.Context, s Session, b Backlog) error {
 	deliver := func(el *stanza.Element, ack *Ack) bool { return b.DeliverBacklog(ctx, el, ack) }
-	after, err := r.flushPages(ctx, s, 0, deliver)
-	b.EndBacklog()
-	if err != nil || after == nil {
-		return err
+	var after uint64
+	for {
+		last, err := r.flushPages(ctx, s, after, deliver)
+		if err != nil || last == nil {
+			b.EndBacklog(true)
+			return err
+		}
+		after = *last
+		if b.EndBacklog(false) {
+			return nil
+		}
 	}
-	_, err = r.flushPages(ctx, s, *after, deliver)
-	return err
 }
 
 // flushPages delivers queue pages after seq until the queue is exhausted.

@@ -50,6 +50,12 @@ func (e event) boolean(key string) bool {
 	return b
 }
 
+// num is a JSON number as a float64 (0 when absent).
+func (e event) num(key string) float64 {
+	f, _ := e[key].(float64)
+	return f
+}
+
 func (e event) obj(key string) event {
 	m, _ := e[key].(map[string]any)
 	return event(m)

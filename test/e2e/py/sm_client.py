@@ -11,6 +11,7 @@ Commands:
   {"id": "c2", "cmd": "reconnect", "port": 5222}   connect again (port optional);
                                     slixmpp then resumes, or binds afresh if it cannot
   {"id": "c3", "cmd": "hold_acks", "hold": true}   do not answer the server's <r/>
+  {"id": "c4", "cmd": "request_ack"}                send <r/> to the server
                                     (the stanzas stay unacknowledged on the server);
                                     "hold": false answers again and acks at once
   {"id": "c4", "cmd": "sm_state"}   report the plugin's counters
@@ -112,6 +113,10 @@ class SMClient(client.Client):
         self.hold = bool(cmd.get("hold"))
         if not self.hold and self.xmpp.transport is not None and self.sm.enabled_in:
             self.sm.send_ack()
+        emit("done", id=cmd.get("id"), ok=True)
+
+    async def cmd_request_ack(self, cmd):
+        self.sm.request_ack()
         emit("done", id=cmd.get("id"), ok=True)
 
     async def cmd_sm_state(self, cmd):
