@@ -1307,3 +1307,35 @@ func TestLiveDeliveryBeforeOfflineFlush(t *testing.T) {
 		t.Fatalf("bob got the message routed during his initial presence %d times: %q", n, got)
 	}
 }
+
+// silentPresence handles presence without any offline delivery.
+type silentPresence struct{ c2s.Presence }
+
+func (silentPresence) Broadcast(context.Context, router.Session, *stanza.Element, bool) {}
+
+// TestOfflineDeliveryWithoutPresenceHandler: a presence handler that makes
+// no offline delivery leaves it to the session, which holds live
+// deliveries back from its initial presence on and must not strand them.
+func TestOfflineDeliveryWithoutPresenceHandler(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{presence: func(p c2s.Presence) c2s.Presence { return silentPresence{p} }})
+	e.addUser("alice", "secret")
+	e.addUser("bob", "hunter2")
+	alice := e.online("alice", "secret", "desk", true)
+	alice.feed(chatTo("bob@example.com", "queued"))
+	waitDepth(t, e, "bob", 1)
+	bob := e.newClient("192.0.2.1", false)
+	bob.login("bob", "hunter2")
+	bob.bind("phone")
+	if err := bob.s.Feed([]byte(`<presence/>`)); err != nil {
+		t.Fatal(err)
+	}
+	bob.waitOutput("<body>queued</body>")
+	for deadline := time.Now().Add(waitFor); c2s.InBacklog(bob.s); yield() {
+		if time.Now().After(deadline) {
+			t.Fatal("backlog mode did not end")
+		}
+	}
+	alice.feed(chatTo(bobPhone, "live"))
+	bob.waitOutput("<body>live</body>")
+}
