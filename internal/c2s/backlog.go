@@ -18,16 +18,24 @@ var _ router.Backlog = (*Session)(nil)
 
 // Backlog states (Session.backlog).
 const (
-	backlogOff     uint8 = iota // live delivery
-	backlogOn                   // the router is flushing the queued backlog
-	backlogLeft                 // ... and a live delivery was left in the queue since its last pass
-	backlogPending              // initial presence made the session available; the flush has not begun
+	backlogOff         uint8 = iota // live delivery
+	backlogOn                       // the router is flushing the queued backlog
+	backlogLeft                     // ... and a live delivery was left in the queue since its last pass
+	backlogPending                  // initial presence made the session available; no flush has begun
+	backlogPendingLeft              // ... and a live delivery was left in the queue meanwhile
 )
 
-// BeginBacklog implements router.Backlog.
+// BeginBacklog implements router.Backlog. A live delivery left in the
+// queue since initial presence stays noted: the first pass normally reads
+// it, but not past an item still being committed (a store without the
+// queue journal), so it costs a second pass.
 func (s *Session) BeginBacklog() {
 	s.outMu.Lock()
-	s.backlog = backlogOn
+	if s.backlog == backlogPendingLeft || s.backlog == backlogLeft {
+		s.backlog = backlogLeft
+	} else {
+		s.backlog = backlogOn
+	}
 	s.outMu.Unlock()
 }
 

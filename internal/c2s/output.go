@@ -48,9 +48,9 @@ func (s *Session) sendOpts(el *stanza.Element, ack *router.Ack, enc func([]byte)
 	if s.backlog != backlogOff && ack != nil && !fromBacklog && !s.closing {
 		// A live message during the backlog flush stays in the queue: the
 		// flush reaches it after the older ones, keeping their order.
-		if s.backlog != backlogPending {
-			// Not when pending: the flush's first pass is still to read
-			// the queue, this message included.
+		if s.backlog == backlogPending || s.backlog == backlogPendingLeft {
+			s.backlog = backlogPendingLeft
+		} else {
 			s.backlog = backlogLeft
 		}
 		s.outMu.Unlock()

@@ -174,7 +174,7 @@ type Session struct {
 	ended      bool
 	noResume   bool  // ended on purpose (stream close, error, kick): no resumption
 	broken     bool  // the connection failed: output is kept for resumption
-	backlog    uint8 // backlogOff, backlogOn or backlogLeft (see backlog.go)
+	backlog    uint8 // one of the backlog states (backlog.go)
 	// backlogSeen is the highest queue seq the backlog flush has handed
 	// to this session (backlog.go): a live delivery of an item at or
 	// below it is a duplicate.
@@ -742,7 +742,7 @@ func (s *Session) handlePresence(el *stanza.Element, to jid.JID) {
 		s.cfg.Presence.Broadcast(s.ctx(), s, el, initial)
 		if initial {
 			s.outMu.Lock()
-			pending := s.backlog == backlogPending
+			pending := s.backlog == backlogPending || s.backlog == backlogPendingLeft
 			s.outMu.Unlock()
 			if pending {
 				// The presence handler made no offline delivery: what

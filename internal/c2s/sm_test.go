@@ -1308,20 +1308,36 @@ func TestLiveDeliveryBeforeOfflineFlush(t *testing.T) {
 	}
 }
 
-// silentPresence handles presence without any offline delivery.
-type silentPresence struct{ c2s.Presence }
+// silentPresence handles presence without any offline delivery; hook, if
+// set, runs on a session's initial presence.
+type silentPresence struct {
+	c2s.Presence
+	hook func(s router.Session)
+}
 
-func (silentPresence) Broadcast(context.Context, router.Session, *stanza.Element, bool) {}
+func (p silentPresence) Broadcast(_ context.Context, s router.Session, _ *stanza.Element, initial bool) {
+	if initial && p.hook != nil {
+		p.hook(s)
+	}
+}
 
 // TestOfflineDeliveryWithoutPresenceHandler: a presence handler that makes
 // no offline delivery leaves it to the session, which holds live
 // deliveries back from its initial presence on and must not strand them.
 func TestOfflineDeliveryWithoutPresenceHandler(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{presence: func(p c2s.Presence) c2s.Presence { return silentPresence{p} }})
+	var alice *client
+	e := newEnv(t, envOpts{presence: func(p c2s.Presence) c2s.Presence {
+		return silentPresence{Presence: p, hook: func(s router.Session) {
+			if s.JID().Local() == "bob" {
+				// Left in the queue: bob is available, but no flush has begun.
+				alice.feed(chatTo(bobPhone, "window"))
+			}
+		}}
+	}})
 	e.addUser("alice", "secret")
 	e.addUser("bob", "hunter2")
-	alice := e.online("alice", "secret", "desk", true)
+	alice = e.online("alice", "secret", "desk", true)
 	alice.feed(chatTo("bob@example.com", "queued"))
 	waitDepth(t, e, "bob", 1)
 	bob := e.newClient("192.0.2.1", false)
@@ -1330,12 +1346,18 @@ func TestOfflineDeliveryWithoutPresenceHandler(t *testing.T) {
 	if err := bob.s.Feed([]byte(`<presence/>`)); err != nil {
 		t.Fatal(err)
 	}
-	bob.waitOutput("<body>queued</body>")
+	got := bob.waitOutput("<body>window</body>")
 	for deadline := time.Now().Add(waitFor); c2s.InBacklog(bob.s); yield() {
 		if time.Now().After(deadline) {
 			t.Fatal("backlog mode did not end")
 		}
 	}
+	if q, w := strings.Index(got, "<body>queued</body>"), strings.Index(got, "<body>window</body>"); q < 0 || w < q {
+		t.Fatalf("bob got %q, want the queued message, then the one left during his presence", got)
+	}
 	alice.feed(chatTo(bobPhone, "live"))
-	bob.waitOutput("<body>live</body>")
+	got = bob.waitOutput("<body>live</body>")
+	if strings.Contains(got, "window") {
+		t.Fatalf("the message left during the presence came twice: %q", got)
+	}
 }
