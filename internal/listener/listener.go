@@ -54,10 +54,10 @@ type Config struct {
 
 var (
 	pollerOnce sync.Once
-	poller     *netpoll.Poller
 	pollerErr  error
-	// started is poller once made, for readers that must not start it.
-	started atomic.Pointer[netpoll.Poller]
+	// poller is set once made; an atomic so that PollerStats, which must
+	// not start it, can read it outside pollerOnce.
+	poller atomic.Pointer[netpoll.Poller]
 )
 
 // sharedPoller is the process's one epoll poller, started on first use
@@ -65,16 +65,17 @@ var (
 // listener's connections.
 func sharedPoller() (*netpoll.Poller, error) {
 	pollerOnce.Do(func() {
-		poller, pollerErr = netpoll.New()
-		started.Store(poller)
+		p, err := netpoll.New()
+		poller.Store(p)
+		pollerErr = err
 	})
-	return poller, pollerErr
+	return poller.Load(), pollerErr
 }
 
 // PollerStats reports the shared poller's workers; zero before the first
 // listener has started it, or without one.
 func PollerStats() netpoll.Stats {
-	p := started.Load()
+	p := poller.Load()
 	if p == nil {
 		return netpoll.Stats{}
 	}

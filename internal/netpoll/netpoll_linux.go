@@ -44,11 +44,11 @@ import (
 // Handler is told that its socket is readable (or at EOF, or in error):
 // a turn begins. Readable runs on one of the poller's workers, which runs
 // other handlers' turns before and after it: it should not block for long
-// (a blocked Readable holds its worker, and the poller starts another only
-// when no turn has finished for a while; see pool). The turn lasts until the handler
-// calls Done and Done returns false, or until it calls Remove; it may
-// outlast Readable (a timer may carry it on), and no other Readable runs
-// for the socket until it is over.
+// (a blocked Readable holds its worker, and the poller replaces a worker
+// only once it has been in one turn for a stall interval; see pool). The
+// turn lasts until the handler calls Done and Done returns false, or until
+// it calls Remove; it may outlast Readable (a timer may carry it on), and
+// no other Readable runs for the socket until it is over.
 //
 // The registration is edge-triggered: bytes that are in the socket when a
 // turn ends are never announced. Before Done the handler reads until a
@@ -81,8 +81,9 @@ type Poller struct {
 // waiting for an event: their stacks are the fixed cost of the pool (GC
 // shrinks the stacks of idle ones). busyPerProc workers per GOMAXPROCS
 // start without waiting for a stall: enough to keep every P busy while a
-// few turns wait for the store. A turn blocked for stallInterval in every
-// busy worker, with turns waiting, starts another.
+// few turns wait for the store. While turns wait, the watchdog ticks every
+// stallInterval and starts workers for those stuck in one turn since
+// before its previous tick.
 const (
 	maxIdleWorkers = 32
 	busyPerProc    = 4

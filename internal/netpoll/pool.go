@@ -61,8 +61,8 @@ func newPool(minBusy, maxIdle int, stall time.Duration) *pool {
 	return w
 }
 
-// start queues the turns of hs and finds them workers (wakeLocked). It is
-// false, and queues nothing, once the pool is closed.
+// start queues the turns of hs and finds them workers. It is false, and
+// queues nothing, once the pool is closed.
 func (w *pool) start(hs []Handler) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -78,16 +78,8 @@ func (w *pool) start(hs []Handler) bool {
 		w.queue, w.head = w.queue[:n], 0
 	}
 	w.queue = append(w.queue, hs...)
-	w.wakeLocked()
-	return true
-}
-
-// waitingLocked is the number of turns and tasks without a worker.
-func (w *pool) waitingLocked() int { return len(w.queue) - w.head }
-
-// wakeLocked finds workers for what waits: idle ones first, then new ones
-// up to minBusy; arms the watchdog for the rest.
-func (w *pool) wakeLocked() {
+	// Workers for what waits: idle ones first, then new ones up to
+	// minBusy; the watchdog for the rest.
 	waiting := w.waitingLocked()
 	for ; waiting > 0 && w.idle > 0; waiting-- {
 		w.idle--
@@ -101,7 +93,11 @@ func (w *pool) wakeLocked() {
 		w.watching = true
 		w.timer.Reset(w.stall)
 	}
+	return true
 }
+
+// waitingLocked is the number of turns and tasks without a worker.
+func (w *pool) waitingLocked() int { return len(w.queue) - w.head }
 
 // task is a Handler that runs a function (Poller.Go).
 type task func()
