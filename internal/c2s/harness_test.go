@@ -557,15 +557,20 @@ func (e *env) online(user, pass, resource string, presence bool) *client {
 		c.feed(`<presence/>`)
 		// The queued backlog is flushed beside the reader; tests start
 		// once live delivery has resumed.
-		deadline := time.Now().Add(waitFor)
-		for c2s.InBacklog(c.s) {
-			if time.Now().After(deadline) {
-				e.t.Fatalf("%s: backlog flush did not finish", user)
-			}
-			yield()
-		}
+		c.waitBacklogEnd()
 	}
 	return c
+}
+
+// waitBacklogEnd waits until the router's backlog flush no longer holds
+// live deliveries to c back.
+func (c *client) waitBacklogEnd() {
+	c.t.Helper()
+	for deadline := time.Now().Add(waitFor); c2s.InBacklog(c.s); yield() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s: the backlog flush did not end", c.s)
+		}
+	}
 }
 
 // yield lets other goroutines run while polling.

@@ -1227,11 +1227,7 @@ func TestBacklogThenLateLiveDelivery(t *testing.T) {
 	if !strings.Contains(got, "<body>early</body>") {
 		t.Fatalf("the backlog flush did not deliver the queued message: %q", got)
 	}
-	for deadline := time.Now().Add(waitFor); c2s.InBacklog(bob.s); yield() {
-		if time.Now().After(deadline) {
-			t.Fatal("the backlog flush did not end")
-		}
-	}
+	bob.waitBacklogEnd()
 	waitIdle(t, bob.s)
 	// The backlog has ended. The late live delivery of the same queue
 	// item:
@@ -1249,19 +1245,50 @@ func TestBacklogThenLateLiveDelivery(t *testing.T) {
 	}
 }
 
-// windowPresence runs hook on a session's initial presence after the
+// windowPresence runs hook on a session's initial presence, after the
 // session has become available and before the roster module's offline
-// delivery.
+// delivery, which silent leaves out altogether.
 type windowPresence struct {
 	c2s.Presence
-	hook func(s router.Session)
+	hook   func(s router.Session)
+	silent bool
 }
 
 func (p windowPresence) Broadcast(ctx context.Context, s router.Session, el *stanza.Element, initial bool) {
 	if initial {
 		p.hook(s)
 	}
-	p.Presence.Broadcast(ctx, s, el, initial)
+	if !p.silent {
+		p.Presence.Broadcast(ctx, s, el, initial)
+	}
+}
+
+// presenceWindow queues a message from alice to bob ("queued") while bob
+// is offline, then brings bob online; during his initial presence, once he
+// is available, alice sends him "window". It returns bob's client after
+// his presence, and alice's.
+func presenceWindow(t *testing.T, silent bool) (alice, bob *client) {
+	t.Helper()
+	e := newEnv(t, envOpts{presence: func(p c2s.Presence) c2s.Presence {
+		return windowPresence{Presence: p, silent: silent, hook: func(s router.Session) {
+			if s.JID().Local() == "bob" {
+				alice.feed(chatTo(bobPhone, "window"))
+			}
+		}}
+	}})
+	e.addUser("alice", "secret")
+	e.addUser("bob", "hunter2")
+	alice = e.online("alice", "secret", "desk", true)
+	alice.feed(chatTo("bob@example.com", "queued")) // bob is offline: queued
+	waitDepth(t, e, "bob", 1)
+
+	bob = e.newClient("192.0.2.1", false)
+	bob.login("bob", "hunter2")
+	bob.bind("phone")
+	if err := bob.s.Feed([]byte(`<presence/>`)); err != nil {
+		t.Fatal(err)
+	}
+	return alice, bob
 }
 
 // TestLiveDeliveryBeforeOfflineFlush: a message routed after the session
@@ -1271,53 +1298,17 @@ func (p windowPresence) Broadcast(ctx context.Context, s router.Session, el *sta
 // (internal/bench TestChatWindow saw 401 deliveries of 400 messages).
 func TestLiveDeliveryBeforeOfflineFlush(t *testing.T) {
 	t.Parallel()
-	var alice *client
-	e := newEnv(t, envOpts{presence: func(p c2s.Presence) c2s.Presence {
-		return windowPresence{Presence: p, hook: func(s router.Session) {
-			if s.JID().Local() == "bob" {
-				alice.feed(chatTo(bobPhone, "window"))
-			}
-		}}
-	}})
-	e.addUser("alice", "secret")
-	e.addUser("bob", "hunter2")
-	alice = e.online("alice", "secret", "desk", true)
-	alice.feed(chatTo("bob@example.com", "early")) // bob is offline: queued
-	waitDepth(t, e, "bob", 1)
-
-	bob := e.newClient("192.0.2.1", false)
-	bob.login("bob", "hunter2")
-	bob.bind("phone")
-	if err := bob.s.Feed([]byte(`<presence/>`)); err != nil {
-		t.Fatal(err)
-	}
+	_, bob := presenceWindow(t, false)
 	got := bob.waitOutput("<body>window</body>")
-	for deadline := time.Now().Add(waitFor); c2s.InBacklog(bob.s); yield() {
-		if time.Now().After(deadline) {
-			t.Fatal("the backlog flush did not end")
-		}
-	}
+	bob.waitBacklogEnd()
 	waitIdle(t, bob.s)
 	got += bob.take()
-	early, window := strings.Index(got, "<body>early</body>"), strings.Index(got, "<body>window</body>")
-	if early < 0 || window < early {
+	queued, window := strings.Index(got, "<body>queued</body>"), strings.Index(got, "<body>window</body>")
+	if queued < 0 || window < queued {
 		t.Fatalf("bob got the newer message before the queued one: %q", got)
 	}
 	if n := strings.Count(got, "<body>window</body>"); n != 1 {
 		t.Fatalf("bob got the message routed during his initial presence %d times: %q", n, got)
-	}
-}
-
-// silentPresence handles presence without any offline delivery; hook, if
-// set, runs on a session's initial presence.
-type silentPresence struct {
-	c2s.Presence
-	hook func(s router.Session)
-}
-
-func (p silentPresence) Broadcast(_ context.Context, s router.Session, _ *stanza.Element, initial bool) {
-	if initial && p.hook != nil {
-		p.hook(s)
 	}
 }
 
@@ -1326,32 +1317,9 @@ func (p silentPresence) Broadcast(_ context.Context, s router.Session, _ *stanza
 // deliveries back from its initial presence on and must not strand them.
 func TestOfflineDeliveryWithoutPresenceHandler(t *testing.T) {
 	t.Parallel()
-	var alice *client
-	e := newEnv(t, envOpts{presence: func(p c2s.Presence) c2s.Presence {
-		return silentPresence{Presence: p, hook: func(s router.Session) {
-			if s.JID().Local() == "bob" {
-				// Left in the queue: bob is available, but no flush has begun.
-				alice.feed(chatTo(bobPhone, "window"))
-			}
-		}}
-	}})
-	e.addUser("alice", "secret")
-	e.addUser("bob", "hunter2")
-	alice = e.online("alice", "secret", "desk", true)
-	alice.feed(chatTo("bob@example.com", "queued"))
-	waitDepth(t, e, "bob", 1)
-	bob := e.newClient("192.0.2.1", false)
-	bob.login("bob", "hunter2")
-	bob.bind("phone")
-	if err := bob.s.Feed([]byte(`<presence/>`)); err != nil {
-		t.Fatal(err)
-	}
+	alice, bob := presenceWindow(t, true)
 	got := bob.waitOutput("<body>window</body>")
-	for deadline := time.Now().Add(waitFor); c2s.InBacklog(bob.s); yield() {
-		if time.Now().After(deadline) {
-			t.Fatal("backlog mode did not end")
-		}
-	}
+	bob.waitBacklogEnd()
 	if q, w := strings.Index(got, "<body>queued</body>"), strings.Index(got, "<body>window</body>"); q < 0 || w < q {
 		t.Fatalf("bob got %q, want the queued message, then the one left during his presence", got)
 	}
