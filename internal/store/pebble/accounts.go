@@ -121,6 +121,14 @@ func (s *Store) DeleteAccount(ctx context.Context, username string) error {
 		return fmt.Errorf("delete account %q: %w", username, store.ErrNotFound)
 	}
 
+	// The archive goes by range deletion in the batch below; first the
+	// copies in other archives that share its stanzas get their own.
+	endArchive, err := s.beginArchiveDeletion(db, username)
+	if err != nil {
+		return err
+	}
+	defer endArchive()
+
 	// Hold the queue stripe across the commit and let reservations made
 	// before it finish first: an Enqueue committing after the range delete
 	// would leave an orphan item, and one reserving after it would take a

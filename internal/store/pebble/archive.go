@@ -47,6 +47,26 @@ import (
 // message's) gets a <pos> of its own and an id index entry; a lookup tries
 // the <pos> an id carries first and the index second (archivePosOf).
 //
+// A routed 1:1 message between two local users is archived twice, for
+// its recipient and for its sender, with the same stanza. The stanza is
+// stored once (AppendArchives): the first copy holds it (value format
+// archHolder, naming the other copy) and the second refers to it
+// (archRef: the holder's owner and <pos>, no stanza). That halves the
+// bytes every routed message adds to the write-ahead log, the memtable,
+// flushes and compactions, which were most of the archive's CPU cost
+// (docs/archive.md). A copy that holds a stanza for another never goes
+// before that other copy does:
+//
+//   - deleting a whole archive (DeleteArchive, DeleteAccount) first
+//     rewrites every copy elsewhere that refers to one of its stanzas as a
+//     copy of its own (format 1), then range-deletes;
+//   - expiry does the same for a holder it deletes whose referring copy
+//     is not yet expired (the two positions differ by the microseconds
+//     between the two ids).
+//
+// A reader that still meets a reference whose holder is gone (a crash
+// between the two steps of expiry, which the next run finishes) skips it.
+//
 // The with index is keys only: a with-filtered page walks it and reads each
 // message by point lookup. It costs one small key per message with a
 // non-empty With; without it a page for a rarely-seen peer would read the
@@ -116,14 +136,14 @@ func archivePosOf(r pebble.Reader, owner, id string) (pos []byte, ok bool, err e
 		switch {
 		case err == nil:
 			// Only the head is decoded, and the value is not copied.
-			sid, _, _, derr := decodeArchivedHead(v)
+			a, derr := decodeArchived(v)
 			if err := closer.Close(); err != nil {
 				return nil, false, err
 			}
 			if derr != nil {
 				return nil, false, fmt.Errorf("archive key %q: %w", k, derr)
 			}
-			if sid == id {
+			if a.id == id {
 				return p[:], true, nil
 			}
 			// Another message at that position: the id was stored
@@ -139,31 +159,141 @@ func archivePosOf(r pebble.Reader, owner, id string) (pos []byte, ok bool, err e
 	return pos, true, nil
 }
 
-// Archived message value: format, id, with, stanza (the rest, no length).
-// The time is in the key.
-func encodeArchived(m store.ArchivedMessage) []byte {
-	b := make([]byte, 0, 1+2+len(m.ID)+2+len(m.With)+len(m.Stanza))
-	b = append(b, formatV1)
+// Archived message values. Every format starts with the format byte, the
+// id and the with (decodeArchived reads that head alone for lookups by id
+// and for expiry); the time is in the key:
+//
+//	archInline  format, id, with, stanza (the rest, no length)
+//	archHolder  format, id, with, other owner, other <pos>, stanza
+//	archRef     format, id, with, holder owner, holder <pos>
+//
+// A holder names the copy that refers to its stanza, so that deleting the
+// holder can give that copy the stanza first.
+const (
+	archInline = formatV1
+	archHolder = 2
+	archRef    = 3
+)
+
+// archivedValue is a decoded archived message value. other and otherPos
+// are set for archHolder and archRef; stanza for archInline and archHolder.
+// otherPos and stanza alias the decoded buffer.
+type archivedValue struct {
+	format   byte
+	id, with string
+	other    string
+	otherPos []byte
+	stanza   []byte
+}
+
+// encodeArchived returns the value of m in format archInline, or in
+// archHolder or archRef with the other copy's owner and <pos>.
+func encodeArchived(format byte, m store.ArchivedMessage, other string, otherPos []byte) []byte {
+	n := 1 + 2 + len(m.ID) + 2 + len(m.With)
+	if format != archInline {
+		n += 2 + len(other) + posLen
+	}
+	if format != archRef {
+		n += len(m.Stanza)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, format)
 	b = appendString(b, m.ID)
 	b = appendString(b, m.With)
-	return append(b, m.Stanza...)
-}
-
-// decodeArchivedHead reads id and with only (for expiry).
-func decodeArchivedHead(v []byte) (id, with string, rest []byte, err error) {
-	d := decoder{b: v}
-	d.version()
-	id = d.string()
-	with = d.string()
-	return id, with, d.b, d.err
-}
-
-func decodeArchived(pos, v []byte) (store.ArchivedMessage, error) {
-	id, with, rest, err := decodeArchivedHead(v)
-	if err != nil {
-		return store.ArchivedMessage{}, fmt.Errorf("decode archived message: %w", err)
+	if format != archInline {
+		b = appendString(b, other)
+		b = append(b, otherPos...)
 	}
-	return store.ArchivedMessage{ID: id, Time: posTime(pos), With: with, Stanza: bytes.Clone(rest)}, nil
+	if format != archRef {
+		b = append(b, m.Stanza...)
+	}
+	return b
+}
+
+// decodeArchived decodes an archived message value without copying the
+// stanza.
+func decodeArchived(v []byte) (archivedValue, error) {
+	d := decoder{b: v}
+	a := archivedValue{format: d.byte()}
+	switch a.format {
+	case archInline, archHolder, archRef:
+	default:
+		if d.err == nil {
+			return archivedValue{}, fmt.Errorf("unsupported archive value format %d", a.format)
+		}
+	}
+	a.id = d.string()
+	a.with = d.string()
+	if a.format != archInline {
+		a.other = d.string()
+		if len(d.b) < posLen {
+			d.fail()
+		} else {
+			a.otherPos, d.b = d.b[:posLen], d.b[posLen:]
+		}
+	}
+	if a.format != archRef {
+		a.stanza, d.b = d.b, nil
+	}
+	if err := d.done(); err != nil {
+		return archivedValue{}, fmt.Errorf("decode archived message: %w", err)
+	}
+	return a, nil
+}
+
+// readArchived returns the message at pos with value v, reading the
+// stanza from its holder if v refers to one. ok is false when the holder
+// is gone (see the key layout).
+func readArchived(r pebble.Reader, pos, v []byte) (m store.ArchivedMessage, ok bool, err error) {
+	a, err := decodeArchived(v)
+	if err != nil {
+		return store.ArchivedMessage{}, false, err
+	}
+	m = store.ArchivedMessage{ID: a.id, Time: posTime(pos), With: a.with}
+	if a.format != archRef {
+		m.Stanza = bytes.Clone(a.stanza)
+		return m, true, nil
+	}
+	hk := append(archivePrefix(tagArchive, a.other, ""), a.otherPos...)
+	hv, found, err := get(r, hk)
+	if err != nil || !found {
+		return store.ArchivedMessage{}, false, err
+	}
+	h, err := decodeArchived(hv)
+	if err != nil {
+		return store.ArchivedMessage{}, false, fmt.Errorf("archive key %q: %w", hk, err)
+	}
+	if h.format != archHolder {
+		return store.ArchivedMessage{}, false, fmt.Errorf("archive key %q is referred to but holds no shared stanza: %w", hk, errCorrupt)
+	}
+	m.Stanza = h.stanza // get copied the value
+	return m, true, nil
+}
+
+// inlineFromHolder returns, for holder value h, the value the copy that
+// refers to it (ref, already decoded) gets when the holder goes: a copy
+// of its own with the holder's stanza.
+func inlineFromHolder(ref archivedValue, h archivedValue) []byte {
+	return encodeArchived(archInline, store.ArchivedMessage{ID: ref.id, With: ref.with, Stanza: h.stanza}, "", nil)
+}
+
+// unshare gives the copy that refers to holder h (owner's copy at pos) a
+// stanza of its own, in b: if that copy is still there and still refers
+// to h. The caller holds s.archiveDel.
+func unshare(r pebble.Reader, b *pebble.Batch, owner string, pos []byte, h archivedValue) error {
+	rk := append(archivePrefix(tagArchive, h.other, ""), h.otherPos...)
+	rv, found, err := get(r, rk)
+	if err != nil || !found {
+		return err
+	}
+	ref, err := decodeArchived(rv)
+	if err != nil {
+		return fmt.Errorf("archive key %q: %w", rk, err)
+	}
+	if ref.format != archRef || ref.other != owner || !bytes.Equal(ref.otherPos, pos) {
+		return nil
+	}
+	return b.Set(rk, inlineFromHolder(ref, h), nil)
 }
 
 // Prefs value: format, default, count + always JIDs, count + never JIDs.
@@ -206,7 +336,20 @@ func (s *Store) AppendArchive(ctx context.Context, owner string, m store.Archive
 	return s.AppendArchives(ctx, store.ArchiveEntry{Owner: owner, Message: m})
 }
 
-// AppendArchives implements store.Archive: every entry in one batch.
+// archivePlace is where AppendArchives puts one entry: its <pos>, whether
+// its id carries that <pos>, its value format, and for a shared stanza the
+// index of the other entry.
+type archivePlace struct {
+	pos     []byte
+	carries bool
+	format  byte
+	other   int
+}
+
+// AppendArchives implements store.Archive: every entry in one batch. Two
+// entries with the same stanza for different owners (a routed message's
+// copies for its recipient and its sender) store it once: the first holds
+// it, the second refers to it (see the key layout).
 func (s *Store) AppendArchives(ctx context.Context, entries ...store.ArchiveEntry) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -233,31 +376,74 @@ func (s *Store) AppendArchives(ctx context.Context, entries ...store.ArchiveEntr
 	}
 	defer s.mu.RUnlock()
 
-	b := db.NewBatch()
-	defer b.Close()
+	var buf [2]archivePlace // a routed message has at most two copies
+	places := buf[:0]
 	for _, e := range entries {
 		// No lookup of the id first: ids are generated by the server and
 		// unique per owner (store.Archive), and a point lookup here cost
 		// more than the rest of the routing of a message (profiled at
 		// 2,000 chatting users: a memtable search of ~13 µs, a third of
 		// the server's CPU).
-		owner, m := e.Owner, e.Message
+		//
 		// An id that carries the position of the message's time keys the
 		// message, and needs no id index entry (see the key layout).
-		idPos, carries := store.ParseArchiveID(m.ID)
-		carries = carries && m.Time.Equal(idPos.Time())
-		var pos []byte
-		if carries {
-			pos = idPos[:]
+		p := archivePlace{format: archInline, other: -1}
+		idPos, carries := store.ParseArchiveID(e.Message.ID)
+		if p.carries = carries && e.Message.Time.Equal(idPos.Time()); p.carries {
+			p.pos = idPos[:]
 		} else {
-			pos = appendPos(nil, m.Time, store.NextArchiveSeq())
+			p.pos = appendPos(nil, e.Message.Time, store.NextArchiveSeq())
 		}
-		errs := []error{b.Set(append(archivePrefix(tagArchive, owner, ""), pos...), encodeArchived(m), nil)}
-		if !carries {
-			errs = append(errs, b.Set(archiveIDKey(owner, m.ID), pos, nil))
+		places = append(places, p)
+	}
+	for i := range places {
+		if places[i].other >= 0 || len(entries[i].Message.Stanza) == 0 {
+			continue
+		}
+		for j := i + 1; j < len(places); j++ {
+			if places[j].other < 0 && entries[j].Owner != entries[i].Owner &&
+				bytes.Equal(entries[j].Message.Stanza, entries[i].Message.Stanza) {
+				places[i].format, places[i].other = archHolder, j
+				places[j].format, places[j].other = archRef, i
+				break
+			}
+		}
+	}
+
+	// A holder's stripe is held until the commit: a deletion of its
+	// owner's whole archive must not fall between its walk for holders
+	// and its range deletion (Store.archive). Each stripe once, in
+	// order: a read lock taken twice can deadlock with a waiting writer.
+	var stripes [2]int
+	locked := stripes[:0]
+	for i, p := range places {
+		if p.format == archHolder {
+			if k := s.stripe(entries[i].Owner); !slices.Contains(locked, k) {
+				locked = append(locked, k)
+			}
+		}
+	}
+	slices.Sort(locked)
+	for _, k := range locked {
+		s.archive[k].RLock()
+		defer s.archive[k].RUnlock()
+	}
+
+	b := db.NewBatch()
+	defer b.Close()
+	for i, e := range entries {
+		owner, m, p := e.Owner, e.Message, places[i]
+		var other string
+		var otherPos []byte
+		if p.other >= 0 {
+			other, otherPos = entries[p.other].Owner, places[p.other].pos
+		}
+		errs := []error{b.Set(append(archivePrefix(tagArchive, owner, ""), p.pos...), encodeArchived(p.format, m, other, otherPos), nil)}
+		if !p.carries {
+			errs = append(errs, b.Set(archiveIDKey(owner, m.ID), p.pos, nil))
 		}
 		if m.With != "" {
-			errs = append(errs, b.Set(append(archivePrefix(tagArchiveWith, owner, m.With), pos...), nil, nil))
+			errs = append(errs, b.Set(append(archivePrefix(tagArchiveWith, owner, m.With), p.pos...), nil, nil))
 		}
 		if err := errors.Join(errs...); err != nil {
 			return fmt.Errorf("pebble store: append to archive %q: %w", owner, err)
@@ -415,11 +601,13 @@ func queryArchive(r pebble.Reader, owner string, q store.ArchiveQuery) (store.Ar
 				return store.ArchivePage{}, err
 			}
 		}
-		m, err := decodeArchived(pos, v)
+		m, found, err := readArchived(r, pos, v)
 		if err != nil {
-			return store.ArchivePage{}, err
+			return store.ArchivePage{}, fmt.Errorf("archive key %q: %w", it.Key(), err)
 		}
-		page.Items = append(page.Items, m)
+		if found {
+			page.Items = append(page.Items, m)
+		}
 	}
 	if err := it.Error(); err != nil {
 		return store.ArchivePage{}, err
@@ -487,10 +675,11 @@ func (s *Store) SetArchivePrefs(ctx context.Context, owner string, p store.Archi
 	return nil
 }
 
-// DeleteArchive implements store.Archive: range deletions in one batch,
-// whatever the archive's size. An append running concurrently lands either
-// before the deletion (and goes with it) or after it (and starts a new
-// archive).
+// DeleteArchive implements store.Archive: a walk over the archive that
+// gives the other owners' copies of the stanzas it holds stanzas of their
+// own (beginArchiveDeletion), then range deletions in one batch. An append
+// running concurrently lands either before the deletion (and goes with
+// it) or after it (and starts a new archive).
 func (s *Store) DeleteArchive(ctx context.Context, owner string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -503,6 +692,11 @@ func (s *Store) DeleteArchive(ctx context.Context, owner string) error {
 		return err
 	}
 	defer s.mu.RUnlock()
+	end, err := s.beginArchiveDeletion(db, owner)
+	if err != nil {
+		return err
+	}
+	defer end()
 	b := db.NewBatch()
 	defer b.Close()
 	if err := s.deleteArchiveBatch(b, owner); err != nil {
@@ -514,9 +708,88 @@ func (s *Store) DeleteArchive(ctx context.Context, owner string) error {
 	return nil
 }
 
+// beginArchiveDeletion prepares the range deletion of owner's whole
+// archive. It takes the locks that keep new holders in owner's archive
+// and other rewrites of copies out (Store.archive, Store.archiveDel), then
+// rewrites every copy in another archive that refers to a stanza owner's
+// archive holds as a copy of its own. Those rewrites are committed in
+// batches without an fsync: the deletion's own commit comes after them in
+// the log, so a crash cannot keep the deletion and lose them. The caller
+// commits the deletion (deleteArchiveBatch) and then calls end.
+func (s *Store) beginArchiveDeletion(db *pebble.DB, owner string) (end func(), err error) {
+	s.archiveDel.Lock()
+	l := &s.archive[s.stripe(owner)]
+	l.Lock()
+	end = func() {
+		l.Unlock()
+		s.archiveDel.Unlock()
+	}
+	if err := unshareArchive(db, owner); err != nil {
+		end()
+		return nil, fmt.Errorf("pebble store: delete archive %q: %w", owner, err)
+	}
+	return end, nil
+}
+
+// unshareArchive gives every copy that refers to a stanza in owner's
+// archive a stanza of its own. It reads the whole archive: deleting an
+// archive is rare, and keeping a count of holders would cost every append.
+func unshareArchive(db *pebble.DB, owner string) error {
+	lo, hi := userPrefix(tagArchive, owner)
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	b := db.NewBatch()
+	defer func() { b.Close() }()
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		a, err := decodeArchived(v)
+		if err != nil {
+			return fmt.Errorf("archive key %q: %w", it.Key(), err)
+		}
+		if a.format != archHolder {
+			continue
+		}
+		if err := unshare(db, b, owner, it.Key()[len(lo):], a); err != nil {
+			return err
+		}
+		if b.Count() >= archiveExpireBatch {
+			if err := b.Commit(pebble.NoSync); err != nil {
+				return err
+			}
+			b.Close()
+			b = db.NewBatch()
+		}
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	if b.Empty() {
+		return nil
+	}
+	return b.Commit(pebble.NoSync)
+}
+
+// unshareOne is unshare in a batch of its own, under Store.archiveDel.
+func (s *Store) unshareOne(db *pebble.DB, owner string, pos []byte, h archivedValue) error {
+	s.archiveDel.Lock()
+	defer s.archiveDel.Unlock()
+	b := db.NewBatch()
+	defer b.Close()
+	if err := unshare(db, b, owner, pos, h); err != nil || b.Empty() {
+		return err
+	}
+	return b.Commit(pebble.NoSync)
+}
+
 // deleteArchiveBatch adds the deletion of owner's archive, indexes and
 // preferences to b. DeleteAccount calls it so that an account and its
-// archive go in one batch.
+// archive go in one batch. The caller has called beginArchiveDeletion.
 func (s *Store) deleteArchiveBatch(b *pebble.Batch, owner string) error {
 	if err := validName("archive owner", owner); err != nil {
 		return err
@@ -554,14 +827,14 @@ func (s *Store) ExpireArchive(ctx context.Context, before time.Time) (int, error
 		return 0, err
 	}
 	defer s.mu.RUnlock()
-	n, err := expireArchive(ctx, db, before)
+	n, err := s.expireArchive(ctx, db, before)
 	if err != nil {
 		return n, fmt.Errorf("pebble store: expire archives: %w", err)
 	}
 	return n, nil
 }
 
-func expireArchive(ctx context.Context, db *pebble.DB, before time.Time) (int, error) {
+func (s *Store) expireArchive(ctx context.Context, db *pebble.DB, before time.Time) (int, error) {
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte(tagArchive), UpperBound: prefixEnd(tagArchive)})
 	if err != nil {
 		return 0, err
@@ -601,11 +874,19 @@ func expireArchive(ctx context.Context, db *pebble.DB, before time.Time) (int, e
 		if err != nil {
 			return n, err
 		}
-		id, with, _, err := decodeArchivedHead(v)
+		a, err := decodeArchived(v)
 		if err != nil {
 			return n, fmt.Errorf("archive key %q: %w", k, err)
 		}
-		for _, dk := range archiveMessageKeys(owner, pos, id, with) {
+		// The copy that refers to this one's stanza was archived a
+		// moment later and may not be expired yet: it gets the stanza
+		// first, committed before this deletion.
+		if a.format == archHolder && bytes.Compare(a.otherPos, cut) >= 0 {
+			if err := s.unshareOne(db, owner, pos, a); err != nil {
+				return n, err
+			}
+		}
+		for _, dk := range archiveMessageKeys(owner, pos, a.id, a.with) {
 			if err := b.Delete(dk, nil); err != nil {
 				return n, err
 			}

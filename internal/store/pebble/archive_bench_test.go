@@ -131,11 +131,11 @@ func BenchmarkArchive(b *testing.B) {
 			}
 			n := 0
 			for ok := it.First(); ok; ok = it.Next() {
-				_, with, _, err := decodeArchivedHead(it.Value())
+				a, err := decodeArchived(it.Value())
 				if err != nil {
 					b.Fatal(err)
 				}
-				if with == "nobody@example.org" {
+				if a.with == "nobody@example.org" {
 					n++
 				}
 			}

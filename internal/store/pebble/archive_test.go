@@ -250,7 +250,7 @@ func TestArchivePositionIDMismatch(t *testing.T) {
 		}
 	}
 	// "other" lives at pos, through the index.
-	put(append(archivePrefix(tagArchive, "alice", ""), pos[:]...), encodeArchived(store.ArchivedMessage{ID: "other", Stanza: []byte("<m/>")}))
+	put(append(archivePrefix(tagArchive, "alice", ""), pos[:]...), encodeArchived(archInline, store.ArchivedMessage{ID: "other", Stanza: []byte("<m/>")}, "", nil))
 	put(archiveIDKey("alice", "other"), pos[:])
 	for _, q := range []store.ArchiveQuery{{AfterID: posID}, {BeforeID: posID}} {
 		if _, err := s.QueryArchive(ctx, "alice", q); !errors.Is(err, store.ErrNotFound) {

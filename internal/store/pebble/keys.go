@@ -41,7 +41,12 @@ const (
 	tagQueueHigh  = "qh/"
 	tagVCard      = "v/"
 	keyLayout     = tagMeta + "layout"
-	layoutVersion = 1
+	layoutVersion = 2
+	// minLayoutVersion is the oldest layout this build opens; it raises
+	// the marker of an older one to layoutVersion. Layout 2 added the
+	// shared archive values (archive.go), which a layout-1 build would
+	// misread.
+	minLayoutVersion = 1
 )
 
 // sep ends <user> inside composite keys.

@@ -156,10 +156,22 @@ type Store struct {
 	// ckpt serialises checkpoints with each other and with DeleteAccount,
 	// whose range delete must not be overtaken by a checkpoint moving the
 	// user's items into Pebble.
-	ckpt     sync.Mutex
-	stopCkpt chan struct{}
-	stopOnce sync.Once
-	ckptDone chan struct{}
+	ckpt sync.Mutex
+	// archive, striped by owner, is held shared by an append that stores
+	// a stanza another owner's copy refers to, and exclusively by the
+	// deletion of that owner's whole archive (DeleteArchive,
+	// DeleteAccount). The deletion first gives the other owners' copies
+	// their stanzas back, and such an append between that walk and the
+	// range deletion would leave a copy whose stanza is gone (archive.go).
+	archive [numStripes]sync.RWMutex
+	// archiveDel serialises the steps that rewrite another owner's copy
+	// (deletions of whole archives, expiry's moves): each reads the copy
+	// and writes it back, and a deletion of that owner's archive in
+	// between would be undone by the write.
+	archiveDel sync.Mutex
+	stopCkpt   chan struct{}
+	stopOnce   sync.Once
+	ckptDone   chan struct{}
 	// queued is the number of queue items in the store: counted once at
 	// Open, then kept by Enqueue and the deletions, for the depth metric.
 	queued atomic.Int64
@@ -340,8 +352,18 @@ func (s *Store) checkLayout() error {
 		return fmt.Errorf("pebble store: read layout version: %w", err)
 	}
 	defer closer.Close()
-	if len(v) != 1 || v[0] != layoutVersion {
-		return fmt.Errorf("pebble store: %s has key layout %v, this build reads %d", s.dir, v, layoutVersion)
+	if len(v) != 1 || v[0] < minLayoutVersion || v[0] > layoutVersion {
+		return fmt.Errorf("pebble store: %s has key layout %v, this build reads %d to %d", s.dir, v, minLayoutVersion, layoutVersion)
+	}
+	if v[0] < layoutVersion {
+		// Layout 1 is a subset of layout 2 (archive values of format 1
+		// only); the marker goes up before anything writes the newer
+		// formats, so that an older build refuses the database instead
+		// of misreading a shared archive stanza.
+		if err := s.db.Set([]byte(keyLayout), []byte{layoutVersion}, pebble.Sync); err != nil {
+			return fmt.Errorf("pebble store: upgrade layout version: %w", err)
+		}
+		s.log.Info("pebble store: key layout upgraded", "dir", s.dir, "from", v[0], "to", layoutVersion)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package pebble
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -205,6 +206,31 @@ func TestLayoutVersion(t *testing.T) {
 		t.Fatalf("reopen after failed Open: %v", err)
 	}
 	_ = db.Close()
+}
+
+// TestLayoutUpgrade opens a layout-1 database (before shared archive
+// stanzas): it opens, and its marker goes up so that an older build
+// refuses it from then on.
+func TestLayoutUpgrade(t *testing.T) {
+	dir := t.TempDir()
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{quiet}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set([]byte(keyLayout), []byte{1}, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := openDir(t, dir, Options{})
+	v, ok, err := get(s.db, []byte(keyLayout))
+	if err != nil || !ok || !bytes.Equal(v, []byte{layoutVersion}) {
+		t.Fatalf("layout after opening a layout-1 database: %v %v %v", v, ok, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestInvalidNames(t *testing.T) {

@@ -177,6 +177,79 @@ var archiveTests = []test{
 		}
 		queryPage(t, a, "carol", store.ArchiveQuery{}, nil, true, 0)
 	}},
+	{"SharedStanza", func(t *testing.T, s store.Store) {
+		// A routed message's two copies carry the same stanza (a backend
+		// may store it once). Each archive reads it back, whichever
+		// path a page takes, and deleting or expiring one copy leaves
+		// the other whole.
+		a := archiveOf(t, s)
+		ctx := t.Context()
+		appendPair := func(i int) {
+			t.Helper()
+			st := fmt.Appendf(nil, "<message id='p%d'><body>shared %d</body></message>", i, i)
+			tm := t0.Add(time.Duration(i) * time.Second)
+			check(t, "AppendArchives pair", a.AppendArchives(ctx,
+				store.ArchiveEntry{Owner: "alice", Message: store.ArchivedMessage{ID: fmt.Sprintf("a%d", i), Time: tm, With: "bob@x", Stanza: st}},
+				store.ArchiveEntry{Owner: "bob", Message: store.ArchivedMessage{ID: fmt.Sprintf("b%d", i), Time: tm.Add(time.Millisecond), With: "alice@x", Stanza: st}}))
+		}
+		checkStanzas := func(owner, prefix string, want []int) {
+			t.Helper()
+			var wantIDs []string
+			for _, i := range want {
+				wantIDs = append(wantIDs, fmt.Sprintf("%s%d", prefix, i))
+			}
+			with := "bob@x"
+			if owner == "bob" {
+				with = "alice@x"
+			}
+			for _, q := range []store.ArchiveQuery{{}, {With: with}, {Last: true, Max: len(want) + 1}} {
+				p, err := a.QueryArchive(ctx, owner, q)
+				check(t, "QueryArchive "+owner, err)
+				if got := ids(p.Items); !slices.Equal(got, wantIDs) {
+					t.Fatalf("%s's archive (%+v): %q, want %q", owner, q, got, wantIDs)
+				}
+				for k, m := range p.Items {
+					if w := fmt.Sprintf("<message id='p%d'><body>shared %d</body></message>", want[k], want[k]); string(m.Stanza) != w {
+						t.Fatalf("%s's %s: stanza %q, want %q", owner, m.ID, m.Stanza, w)
+					}
+				}
+			}
+			if len(want) > 1 {
+				queryPage(t, a, owner, store.ArchiveQuery{AfterID: wantIDs[0], Max: 1}, wantIDs[1:2], len(want) == 2, -1)
+			}
+		}
+		for i := range 4 {
+			appendPair(i)
+		}
+		checkStanzas("alice", "a", []int{0, 1, 2, 3})
+		checkStanzas("bob", "b", []int{0, 1, 2, 3})
+
+		// Expiry between the two copies of message 0: alice's goes, bob's
+		// (a millisecond later) stays whole.
+		_, err := a.ExpireArchive(ctx, t0.Add(time.Millisecond/2))
+		check(t, "ExpireArchive", err)
+		checkStanzas("alice", "a", []int{1, 2, 3})
+		checkStanzas("bob", "b", []int{0, 1, 2, 3})
+
+		// Deleting the first copies' archive leaves the second ones.
+		check(t, "DeleteArchive alice", a.DeleteArchive(ctx, "alice"))
+		checkStanzas("alice", "a", nil)
+		checkStanzas("bob", "b", []int{0, 1, 2, 3})
+
+		// And the other way round, through account deletion.
+		appendPair(4)
+		check(t, "CreateAccount bob", s.CreateAccount(ctx, store.Account{Username: "bob", Created: t0}))
+		check(t, "DeleteAccount bob", s.DeleteAccount(ctx, "bob"))
+		checkStanzas("bob", "b", nil)
+		checkStanzas("alice", "a", []int{4})
+
+		// Both copies expired: nothing is left of either.
+		appendPair(5)
+		_, err = a.ExpireArchive(ctx, t0.Add(time.Hour))
+		check(t, "ExpireArchive all", err)
+		checkStanzas("alice", "a", nil)
+		checkStanzas("bob", "b", nil)
+	}},
 	{"OrderByTimeThenInsertion", func(t *testing.T, s store.Store) {
 		// Order is by Time, not by insertion or id; equal times keep
 		// insertion order.
