@@ -82,6 +82,9 @@ type Archive interface {
 	// AppendArchives adds several messages, to one archive or several, as
 	// AppendArchive does for each, all or none: a routed message's copies
 	// for its sender and its recipient cost one write instead of two.
+	// Copies for different owners with the same id, time and stanza (the
+	// router makes them so) may share one stored stanza; each archive
+	// still reads, deletes and expires its copy as its own.
 	AppendArchives(ctx context.Context, entries ...ArchiveEntry) error
 	// QueryArchive returns one page of the owner's archive.
 	QueryArchive(ctx context.Context, owner string, q ArchiveQuery) (ArchivePage, error)

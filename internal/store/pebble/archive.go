@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -21,6 +22,8 @@ import (
 //	hi/<owner>\x00<id>                 id index (value: <pos>), only for ids
 //	                                   that do not carry <pos> (below)
 //	hw/<owner>\x00<with>\x00<pos>      with index (value: empty)
+//	hc/<x>\x00<y>\x00<pos>             conversation index of a shared stanza
+//	                                   (value: empty; below)
 //	hp/<owner>                         preferences (value: encodeArchivePrefs)
 //
 // <owner> is a localpart or a room's bare JID, <with> a bare JID; neither
@@ -48,24 +51,31 @@ import (
 // the <pos> an id carries first and the index second (archivePosOf).
 //
 // A routed 1:1 message between two local users is archived twice, for
-// its recipient and for its sender, with the same stanza. The stanza is
-// stored once (AppendArchives): the first copy holds it (value format
-// archHolder, naming the other copy) and the second refers to it
-// (archRef: the holder's owner and <pos>, no stanza). That halves the
-// bytes every routed message adds to the write-ahead log, the memtable,
-// flushes and compactions, which were most of the archive's CPU cost
-// (docs/archive.md). A copy that holds a stanza for another never goes
-// before that other copy does:
+// its recipient and for its sender, with the same stanza and, as the
+// router makes them, the same archive id. AppendArchives stores such a
+// pair as one stanza and one index key instead of two of each:
 //
-//   - deleting a whole archive (DeleteArchive, DeleteAccount) first
-//     rewrites every copy elsewhere that refers to one of its stanzas as a
-//     copy of its own (format 1), then range-deletes;
-//   - expiry does the same for a holder it deletes whose referring copy
-//     is not yet expired (the two positions differ by the microseconds
-//     between the two ids).
+//   - the first copy holds the stanza (value format archHolder, naming the
+//     other copy's owner) and the second refers to it (archRef: the
+//     holder's owner, no stanza), both at the one <pos>;
+//   - neither has a with index entry. One conversation key hc/<x>\x00<y>\x00<pos>,
+//     x and y being the two owners in byte order, stands for both: a
+//     with-filtered page of owner x with a peer whose localpart is y walks
+//     it beside x's with index (queryArchive), and keeps the entries whose
+//     copy in x's archive is there and has that with.
 //
-// A reader that still meets a reference whose holder is gone (a crash
-// between the two steps of expiry, which the next run finishes) skips it.
+// Three keys and one stanza per routed message instead of four and two:
+// the archive's memtable inserts, flushes and compactions were most of the
+// CPU a routed message cost (docs/archive.md). Copies with other ids, for
+// one owner, or with different stanzas are stored as before (archInline).
+//
+// A holder never goes before the copy that refers to it: deleting a whole
+// archive (DeleteArchive, DeleteAccount) first walks it and, for each
+// holder, deletes the conversation key and rewrites a referring copy that
+// is still there as a copy of its own (format 1, with a with index entry),
+// then range-deletes. Expiry takes both copies in one run (one <pos>);
+// a page that meets a reference whose holder an expiry batch has already
+// taken skips it.
 //
 // The with index is keys only: a with-filtered page walks it and reads each
 // message by point lookup. It costs one small key per message with a
@@ -79,6 +89,7 @@ const (
 	tagArchive      = "h/"
 	tagArchiveID    = "hi/"
 	tagArchiveWith  = "hw/"
+	tagArchiveConv  = "hc/"
 	tagArchivePrefs = "hp/"
 )
 
@@ -110,20 +121,37 @@ func archiveIDKey(owner, id string) []byte {
 	return append(archivePrefix(tagArchiveID, owner, ""), id...)
 }
 
-// archiveMessageKeys returns the keys of owner's message at pos with
-// archive id id and with with: the message, its id index entry unless the
-// id carries pos (AppendArchives wrote none, and deleting a key that was
-// never written would still write a tombstone), and its with index entry.
-func archiveMessageKeys(owner string, pos []byte, id, with string) [][]byte {
+// archiveMessageKeys returns the keys of owner's message at pos with value
+// a: the message, its id index entry unless the id carries pos
+// (AppendArchives wrote none, and deleting a key that was never written
+// would still write a tombstone), its with index entry (a copy of its
+// own) or its conversation key (a holder; a reference has neither).
+func archiveMessageKeys(owner string, pos []byte, a archivedValue) [][]byte {
 	keys := make([][]byte, 0, 3)
 	keys = append(keys, append(archivePrefix(tagArchive, owner, ""), pos...))
-	if p, ok := store.ParseArchiveID(id); !ok || !bytes.Equal(p[:], pos) {
-		keys = append(keys, archiveIDKey(owner, id))
+	if p, ok := store.ParseArchiveID(a.id); !ok || !bytes.Equal(p[:], pos) {
+		keys = append(keys, archiveIDKey(owner, a.id))
 	}
-	if with != "" {
-		keys = append(keys, append(archivePrefix(tagArchiveWith, owner, with), pos...))
+	switch {
+	case a.format == archHolder:
+		keys = append(keys, convKey(owner, a.other, pos))
+	case a.format == archInline && a.with != "":
+		keys = append(keys, append(archivePrefix(tagArchiveWith, owner, a.with), pos...))
 	}
 	return keys
+}
+
+// convPrefix returns the prefix of the conversation keys of owners x and
+// y, in either order.
+func convPrefix(x, y string) []byte {
+	if x > y {
+		x, y = y, x
+	}
+	return archivePrefix(tagArchiveConv, x, y)
+}
+
+func convKey(x, y string, pos []byte) []byte {
+	return append(convPrefix(x, y), pos...)
 }
 
 // archivePosOf returns the <pos> of the message with archive id id in
@@ -160,38 +188,36 @@ func archivePosOf(r pebble.Reader, owner, id string) (pos []byte, ok bool, err e
 }
 
 // Archived message values. Every format starts with the format byte, the
-// id and the with (decodeArchived reads that head alone for lookups by id
-// and for expiry); the time is in the key:
+// id and the with (lookups by id and expiry read no more); the time is in
+// the key:
 //
 //	archInline  format, id, with, stanza (the rest, no length)
-//	archHolder  format, id, with, other owner, other <pos>, stanza
-//	archRef     format, id, with, holder owner, holder <pos>
+//	archHolder  format, id, with, other owner, stanza
+//	archRef     format, id, with, holder owner
 //
-// A holder names the copy that refers to its stanza, so that deleting the
-// holder can give that copy the stanza first.
+// A holder and the copy that refers to it have the same <pos>.
 const (
 	archInline = formatV1
 	archHolder = 2
 	archRef    = 3
 )
 
-// archivedValue is a decoded archived message value. other and otherPos
-// are set for archHolder and archRef; stanza for archInline and archHolder.
-// otherPos and stanza alias the decoded buffer.
+// archivedValue is a decoded archived message value. other is set for
+// archHolder and archRef; stanza, which aliases the decoded buffer, for
+// archInline and archHolder.
 type archivedValue struct {
 	format   byte
 	id, with string
 	other    string
-	otherPos []byte
 	stanza   []byte
 }
 
 // encodeArchived returns the value of m in format archInline, or in
-// archHolder or archRef with the other copy's owner and <pos>.
-func encodeArchived(format byte, m store.ArchivedMessage, other string, otherPos []byte) []byte {
+// archHolder or archRef with the other copy's owner.
+func encodeArchived(format byte, m store.ArchivedMessage, other string) []byte {
 	n := 1 + 2 + len(m.ID) + 2 + len(m.With)
 	if format != archInline {
-		n += 2 + len(other) + posLen
+		n += 2 + len(other)
 	}
 	if format != archRef {
 		n += len(m.Stanza)
@@ -202,7 +228,6 @@ func encodeArchived(format byte, m store.ArchivedMessage, other string, otherPos
 	b = appendString(b, m.With)
 	if format != archInline {
 		b = appendString(b, other)
-		b = append(b, otherPos...)
 	}
 	if format != archRef {
 		b = append(b, m.Stanza...)
@@ -226,10 +251,8 @@ func decodeArchived(v []byte) (archivedValue, error) {
 	a.with = d.string()
 	if a.format != archInline {
 		a.other = d.string()
-		if len(d.b) < posLen {
+		if a.other == "" {
 			d.fail()
-		} else {
-			a.otherPos, d.b = d.b[:posLen], d.b[posLen:]
 		}
 	}
 	if a.format != archRef {
@@ -249,12 +272,17 @@ func readArchived(r pebble.Reader, pos, v []byte) (m store.ArchivedMessage, ok b
 	if err != nil {
 		return store.ArchivedMessage{}, false, err
 	}
+	return resolveArchived(r, pos, a)
+}
+
+// resolveArchived is readArchived for a decoded value.
+func resolveArchived(r pebble.Reader, pos []byte, a archivedValue) (m store.ArchivedMessage, ok bool, err error) {
 	m = store.ArchivedMessage{ID: a.id, Time: posTime(pos), With: a.with}
 	if a.format != archRef {
 		m.Stanza = bytes.Clone(a.stanza)
 		return m, true, nil
 	}
-	hk := append(archivePrefix(tagArchive, a.other, ""), a.otherPos...)
+	hk := append(archivePrefix(tagArchive, a.other, ""), pos...)
 	hv, found, err := get(r, hk)
 	if err != nil || !found {
 		return store.ArchivedMessage{}, false, err
@@ -270,18 +298,16 @@ func readArchived(r pebble.Reader, pos, v []byte) (m store.ArchivedMessage, ok b
 	return m, true, nil
 }
 
-// inlineFromHolder returns, for holder value h, the value the copy that
-// refers to it (ref, already decoded) gets when the holder goes: a copy
-// of its own with the holder's stanza.
-func inlineFromHolder(ref archivedValue, h archivedValue) []byte {
-	return encodeArchived(archInline, store.ArchivedMessage{ID: ref.id, With: ref.with, Stanza: h.stanza}, "", nil)
-}
-
-// unshare gives the copy that refers to holder h (owner's copy at pos) a
-// stanza of its own, in b: if that copy is still there and still refers
-// to h. The caller holds s.archiveDel.
+// unshare adds to b what owner's holder h at pos leaves behind when it
+// goes: the deletion of its conversation key, and for the copy that
+// refers to it, if that is still there, a value of its own with h's
+// stanza and the with index entry a copy of its own has. The caller holds
+// s.archiveDel.
 func unshare(r pebble.Reader, b *pebble.Batch, owner string, pos []byte, h archivedValue) error {
-	rk := append(archivePrefix(tagArchive, h.other, ""), h.otherPos...)
+	if err := b.Delete(convKey(owner, h.other, pos), nil); err != nil {
+		return err
+	}
+	rk := append(archivePrefix(tagArchive, h.other, ""), pos...)
 	rv, found, err := get(r, rk)
 	if err != nil || !found {
 		return err
@@ -290,10 +316,17 @@ func unshare(r pebble.Reader, b *pebble.Batch, owner string, pos []byte, h archi
 	if err != nil {
 		return fmt.Errorf("archive key %q: %w", rk, err)
 	}
-	if ref.format != archRef || ref.other != owner || !bytes.Equal(ref.otherPos, pos) {
+	if ref.format != archRef || ref.other != owner {
 		return nil
 	}
-	return b.Set(rk, inlineFromHolder(ref, h), nil)
+	own := encodeArchived(archInline, store.ArchivedMessage{ID: ref.id, With: ref.with, Stanza: h.stanza}, "")
+	if err := b.Set(rk, own, nil); err != nil {
+		return err
+	}
+	if ref.with == "" {
+		return nil
+	}
+	return b.Set(append(archivePrefix(tagArchiveWith, h.other, ref.with), pos...), nil, nil)
 }
 
 // Prefs value: format, default, count + always JIDs, count + never JIDs.
@@ -347,9 +380,10 @@ type archivePlace struct {
 }
 
 // AppendArchives implements store.Archive: every entry in one batch. Two
-// entries with the same stanza for different owners (a routed message's
-// copies for its recipient and its sender) store it once: the first holds
-// it, the second refers to it (see the key layout).
+// entries for different owners with the same id, time and stanza (a routed
+// message's copies for its recipient and its sender) store the stanza once
+// and share one conversation key instead of two with index entries (see
+// the key layout).
 func (s *Store) AppendArchives(ctx context.Context, entries ...store.ArchiveEntry) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -397,14 +431,17 @@ func (s *Store) AppendArchives(ctx context.Context, entries ...store.ArchiveEntr
 		places = append(places, p)
 	}
 	for i := range places {
-		if places[i].other >= 0 || len(entries[i].Message.Stanza) == 0 {
+		if places[i].other >= 0 {
 			continue
 		}
+		mi := entries[i].Message
 		for j := i + 1; j < len(places); j++ {
+			mj := entries[j].Message
 			if places[j].other < 0 && entries[j].Owner != entries[i].Owner &&
-				bytes.Equal(entries[j].Message.Stanza, entries[i].Message.Stanza) {
+				mj.ID == mi.ID && mj.Time.Equal(mi.Time) && bytes.Equal(mj.Stanza, mi.Stanza) {
 				places[i].format, places[i].other = archHolder, j
 				places[j].format, places[j].other = archRef, i
+				places[j].pos = places[i].pos // the same for an id that carries it
 				break
 			}
 		}
@@ -434,15 +471,17 @@ func (s *Store) AppendArchives(ctx context.Context, entries ...store.ArchiveEntr
 	for i, e := range entries {
 		owner, m, p := e.Owner, e.Message, places[i]
 		var other string
-		var otherPos []byte
 		if p.other >= 0 {
-			other, otherPos = entries[p.other].Owner, places[p.other].pos
+			other = entries[p.other].Owner
 		}
-		errs := []error{b.Set(append(archivePrefix(tagArchive, owner, ""), p.pos...), encodeArchived(p.format, m, other, otherPos), nil)}
+		errs := []error{b.Set(append(archivePrefix(tagArchive, owner, ""), p.pos...), encodeArchived(p.format, m, other), nil)}
 		if !p.carries {
 			errs = append(errs, b.Set(archiveIDKey(owner, m.ID), p.pos, nil))
 		}
-		if m.With != "" {
+		switch {
+		case p.format == archHolder:
+			errs = append(errs, b.Set(convKey(owner, other, p.pos), nil, nil))
+		case p.format == archInline && m.With != "":
 			errs = append(errs, b.Set(append(archivePrefix(tagArchiveWith, owner, m.With), p.pos...), nil, nil))
 		}
 		if err := errors.Join(errs...); err != nil {
@@ -502,10 +541,6 @@ func (s *Store) QueryArchive(ctx context.Context, owner string, q store.ArchiveQ
 
 func queryArchive(r pebble.Reader, owner string, q store.ArchiveQuery) (store.ArchivePage, error) {
 	msgPrefix := archivePrefix(tagArchive, owner, "")
-	prefix := msgPrefix
-	if q.With != "" {
-		prefix = archivePrefix(tagArchiveWith, owner, q.With)
-	}
 	// Bounds in <pos> space; lo inclusive, hi exclusive. A 21-byte bound
 	// (pos + NUL) sorts right after that pos.
 	lo := []byte{}
@@ -552,72 +587,168 @@ func queryArchive(r pebble.Reader, owner string, q store.ArchiveQuery) (store.Ar
 		page.Count = countIfProven(q, page)
 		return page, nil
 	}
-	it, err := r.NewIter(&pebble.IterOptions{
-		LowerBound: append(slices.Clip(prefix), lo...),
-		UpperBound: append(slices.Clip(prefix), hi...),
-	})
-	if err != nil {
-		return store.ArchivePage{}, err
+	// The positions come from the archive itself, or for a with page
+	// from the with index and from the conversation keys shared with a
+	// local peer, merged in <pos> order.
+	prefixes := [][]byte{msgPrefix}
+	if q.With != "" {
+		prefixes[0] = archivePrefix(tagArchiveWith, owner, q.With)
+		if peer, ok := localpartOf(q.With); ok {
+			prefixes = append(prefixes, convPrefix(owner, peer))
+		}
 	}
-	defer it.Close()
+	srcs := make([]posSource, len(prefixes))
+	for i, prefix := range prefixes {
+		it, err := r.NewIter(&pebble.IterOptions{
+			LowerBound: append(slices.Clip(prefix), lo...),
+			UpperBound: append(slices.Clip(prefix), hi...),
+		})
+		if err != nil {
+			return store.ArchivePage{}, err
+		}
+		defer it.Close()
+		srcs[i] = posSource{it: it, prefix: prefix, conv: i == 1}
+		if q.Last {
+			srcs[i].valid = it.Last()
+		} else {
+			srcs[i].valid = it.First()
+		}
+	}
 	var msgs *pebble.Iterator // the with path reads messages through this one
 	if q.With != "" {
 		mlo, mhi := userPrefix(tagArchive, owner)
+		var err error
 		if msgs, err = r.NewIter(&pebble.IterOptions{LowerBound: mlo, UpperBound: mhi}); err != nil {
 			return store.ArchivePage{}, err
 		}
 		defer msgs.Close()
 	}
-
-	step, first := it.Next, it.First
-	if q.Last {
-		step, first = it.Prev, it.Last
-	}
 	if q.Max > 0 {
 		page.Items = make([]store.ArchivedMessage, 0, min(q.Max, 256))
 	}
-	ok := first()
-	for ; ok && (q.Max <= 0 || len(page.Items) < q.Max); ok = step() {
-		pos := it.Key()[len(prefix):]
-		if len(pos) != posLen {
-			return store.ArchivePage{}, fmt.Errorf("archive key %q: %w", it.Key(), errCorrupt)
-		}
-		var v []byte
-		if msgs == nil {
-			if v, err = it.ValueAndErr(); err != nil {
+	for q.Max <= 0 || len(page.Items) < q.Max {
+		src, pos, err := nextPos(srcs, q.Last)
+		if err != nil || src == nil {
+			if err != nil {
 				return store.ArchivePage{}, err
 			}
-		} else {
-			mk := append(slices.Clip(msgPrefix), pos...)
-			// The snapshot holds index and message together, so a miss
-			// is corruption, not a race.
-			if !msgs.SeekGE(mk) || !bytes.Equal(msgs.Key(), mk) {
-				if err := msgs.Error(); err != nil {
-					return store.ArchivePage{}, err
-				}
-				return store.ArchivePage{}, fmt.Errorf("with index entry %q has no message: %w", it.Key(), errCorrupt)
-			}
-			if v, err = msgs.ValueAndErr(); err != nil {
-				return store.ArchivePage{}, err
-			}
+			break
 		}
-		m, found, err := readArchived(r, pos, v)
+		m, found, err := pageItem(r, msgs, msgPrefix, pos, src, q.With)
 		if err != nil {
-			return store.ArchivePage{}, fmt.Errorf("archive key %q: %w", it.Key(), err)
+			return store.ArchivePage{}, err
 		}
 		if found {
 			page.Items = append(page.Items, m)
 		}
+		if q.Last {
+			src.valid = src.it.Prev()
+		} else {
+			src.valid = src.it.Next()
+		}
 	}
-	if err := it.Error(); err != nil {
-		return store.ArchivePage{}, err
+	page.Complete = true
+	for _, src := range srcs {
+		if err := src.it.Error(); err != nil {
+			return store.ArchivePage{}, err
+		}
+		page.Complete = page.Complete && !src.valid
 	}
-	page.Complete = !ok
 	if q.Last {
 		slices.Reverse(page.Items)
 	}
 	page.Count = countIfProven(q, page)
 	return page, nil
+}
+
+// posSource is one ordered source of archive positions for queryArchive:
+// an iterator over keys that end in <pos>.
+type posSource struct {
+	it     *pebble.Iterator
+	prefix []byte
+	valid  bool
+	conv   bool // conversation keys: the owner's copy may be missing or with another peer
+}
+
+// nextPos returns the source whose current position comes next (the
+// lowest, or the highest for a last page), and that position; nil when
+// every source is exhausted.
+func nextPos(srcs []posSource, last bool) (*posSource, []byte, error) {
+	var best *posSource
+	var bestPos []byte
+	for i := range srcs {
+		src := &srcs[i]
+		if !src.valid {
+			continue
+		}
+		k := src.it.Key()
+		pos := k[len(src.prefix):]
+		if len(pos) != posLen {
+			return nil, nil, fmt.Errorf("archive key %q: %w", k, errCorrupt)
+		}
+		if c := bytes.Compare(pos, bestPos); best == nil || (c < 0) != last && c != 0 {
+			best, bestPos = src, pos
+		}
+	}
+	return best, bestPos, nil
+}
+
+// pageItem reads the message at pos that src yielded. A page without with
+// reads src's own value; a with page reads the owner's copy through msgs.
+// found is false for a conversation key without a copy with that peer in
+// the owner's archive, and for a reference whose holder is gone.
+func pageItem(r pebble.Reader, msgs *pebble.Iterator, msgPrefix, pos []byte, src *posSource, with string) (store.ArchivedMessage, bool, error) {
+	if msgs == nil {
+		v, err := src.it.ValueAndErr()
+		if err != nil {
+			return store.ArchivedMessage{}, false, err
+		}
+		m, found, err := readArchived(r, pos, v)
+		if err != nil {
+			return store.ArchivedMessage{}, false, fmt.Errorf("archive key %q: %w", src.it.Key(), err)
+		}
+		return m, found, nil
+	}
+	mk := append(slices.Clip(msgPrefix), pos...)
+	if !msgs.SeekGE(mk) || !bytes.Equal(msgs.Key(), mk) {
+		if err := msgs.Error(); err != nil {
+			return store.ArchivedMessage{}, false, err
+		}
+		if src.conv {
+			// The peer's copy alone (this owner's was not archived, or
+			// its archive was deleted).
+			return store.ArchivedMessage{}, false, nil
+		}
+		// The snapshot holds index and message together, so a miss is
+		// corruption, not a race.
+		return store.ArchivedMessage{}, false, fmt.Errorf("with index entry %q has no message: %w", src.it.Key(), errCorrupt)
+	}
+	v, err := msgs.ValueAndErr()
+	if err != nil {
+		return store.ArchivedMessage{}, false, err
+	}
+	a, err := decodeArchived(v)
+	if err != nil {
+		return store.ArchivedMessage{}, false, fmt.Errorf("archive key %q: %w", mk, err)
+	}
+	if src.conv && (a.format == archInline || a.with != with) {
+		return store.ArchivedMessage{}, false, nil
+	}
+	m, found, err := resolveArchived(r, pos, a)
+	if err != nil {
+		return store.ArchivedMessage{}, false, fmt.Errorf("archive key %q: %w", mk, err)
+	}
+	return m, found, nil
+}
+
+// localpartOf returns the localpart of bare JID j, if it has one: the
+// owner a local peer's archive has.
+func localpartOf(j string) (string, bool) {
+	i := strings.IndexByte(j, '@')
+	if i <= 0 {
+		return "", false
+	}
+	return j[:i], true
 }
 
 // countIfProven returns the page's length if it provably holds every item
@@ -775,18 +906,6 @@ func unshareArchive(db *pebble.DB, owner string) error {
 	return b.Commit(pebble.NoSync)
 }
 
-// unshareOne is unshare in a batch of its own, under Store.archiveDel.
-func (s *Store) unshareOne(db *pebble.DB, owner string, pos []byte, h archivedValue) error {
-	s.archiveDel.Lock()
-	defer s.archiveDel.Unlock()
-	b := db.NewBatch()
-	defer b.Close()
-	if err := unshare(db, b, owner, pos, h); err != nil || b.Empty() {
-		return err
-	}
-	return b.Commit(pebble.NoSync)
-}
-
 // deleteArchiveBatch adds the deletion of owner's archive, indexes and
 // preferences to b. DeleteAccount calls it so that an account and its
 // archive go in one batch. The caller has called beginArchiveDeletion.
@@ -878,15 +997,9 @@ func (s *Store) expireArchive(ctx context.Context, db *pebble.DB, before time.Ti
 		if err != nil {
 			return n, fmt.Errorf("archive key %q: %w", k, err)
 		}
-		// The copy that refers to this one's stanza was archived a
-		// moment later and may not be expired yet: it gets the stanza
-		// first, committed before this deletion.
-		if a.format == archHolder && bytes.Compare(a.otherPos, cut) >= 0 {
-			if err := s.unshareOne(db, owner, pos, a); err != nil {
-				return n, err
-			}
-		}
-		for _, dk := range archiveMessageKeys(owner, pos, a.id, a.with) {
+		// A holder's referring copy has the same <pos>, and so goes in
+		// this run too.
+		for _, dk := range archiveMessageKeys(owner, pos, a) {
 			if err := b.Delete(dk, nil); err != nil {
 				return n, err
 			}

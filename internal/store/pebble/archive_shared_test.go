@@ -3,6 +3,7 @@ package pebble
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -13,16 +14,16 @@ import (
 )
 
 // appendPair archives message i for alice (recipient) and bob (sender)
-// the way the mam module does: one call, one stanza, two ids that carry
-// their positions.
+// the way the router and the mam module do: one call, one stanza, one id
+// that carries its position.
 func appendPair(t testing.TB, s *Store, i int) []byte {
 	t.Helper()
 	st := fmt.Appendf(nil, "<message id='p%d'><body>shared stanza %d</body></message>", i, i)
 	tm := at0.Add(time.Duration(i) * time.Second)
-	ida, idb := store.NewArchiveID(tm), store.NewArchiveID(tm)
+	id := store.NewArchiveID(tm)
 	if err := s.AppendArchives(t.Context(),
-		store.ArchiveEntry{Owner: "alice", Message: store.ArchivedMessage{ID: ida, Time: tm, With: "bob@x", Stanza: st}},
-		store.ArchiveEntry{Owner: "bob", Message: store.ArchivedMessage{ID: idb, Time: tm, With: "alice@x", Stanza: st}},
+		store.ArchiveEntry{Owner: "alice", Message: store.ArchivedMessage{ID: id, Time: tm, With: "bob@x", Stanza: st}},
+		store.ArchiveEntry{Owner: "bob", Message: store.ArchivedMessage{ID: id, Time: tm, With: "alice@x", Stanza: st}},
 	); err != nil {
 		t.Fatalf("AppendArchives: %v", err)
 	}
@@ -51,7 +52,8 @@ func archiveValues(t *testing.T, s *Store, owner string) []archivedValue {
 
 // TestArchiveSharedLayout checks that a routed message's two copies store
 // its stanza once: the recipient's copy holds it and names the sender's,
-// which refers back to it.
+// which refers back to it, and one conversation key replaces both with
+// index entries.
 func TestArchiveSharedLayout(t *testing.T) {
 	s := openTest(t, Options{Durability: DurabilityOS})
 	defer s.Close()
@@ -60,48 +62,162 @@ func TestArchiveSharedLayout(t *testing.T) {
 	if len(av) != 1 || len(bv) != 1 {
 		t.Fatalf("%d and %d values, want one each", len(av), len(bv))
 	}
-	a, b := av[0], bv[0]
-	if a.format != archHolder || !bytes.Equal(a.stanza, st) || a.other != "bob" {
+	if a := av[0]; a.format != archHolder || !bytes.Equal(a.stanza, st) || a.other != "bob" || a.with != "bob@x" {
 		t.Fatalf("alice's copy: %+v", a)
 	}
-	if b.format != archRef || len(b.stanza) != 0 || b.other != "alice" {
+	if b := bv[0]; b.format != archRef || len(b.stanza) != 0 || b.other != "alice" || b.with != "alice@x" {
 		t.Fatalf("bob's copy: %+v", b)
 	}
-	pa, _ := store.ParseArchiveID(a.id)
-	pb, _ := store.ParseArchiveID(b.id)
-	if !bytes.Equal(a.otherPos, pb[:]) || !bytes.Equal(b.otherPos, pa[:]) {
-		t.Fatalf("positions do not name each other: alice %x→%x, bob %x→%x", pa, a.otherPos, pb, b.otherPos)
+	if n := rawKeys(t, s, tagArchiveWith); n != 0 {
+		t.Fatalf("%d with index entries for a shared pair, want 0", n)
+	}
+	if n := rawKeys(t, s, tagArchiveConv); n != 1 {
+		t.Fatalf("%d conversation keys, want 1", n)
 	}
 
-	// Copies with different stanzas, or for one owner, stay copies of
-	// their own.
+	// Copies with different stanzas or ids, or for one owner, stay copies
+	// of their own.
 	tm := at0.Add(time.Hour)
+	id := store.NewArchiveID(tm)
 	if err := s.AppendArchives(t.Context(),
-		store.ArchiveEntry{Owner: "carol", Message: store.ArchivedMessage{ID: store.NewArchiveID(tm), Time: tm, Stanza: []byte("<a/>")}},
-		store.ArchiveEntry{Owner: "dave", Message: store.ArchivedMessage{ID: store.NewArchiveID(tm), Time: tm, Stanza: []byte("<b/>")}},
+		store.ArchiveEntry{Owner: "carol", Message: store.ArchivedMessage{ID: id, Time: tm, With: "dave@x", Stanza: []byte("<a/>")}},
+		store.ArchiveEntry{Owner: "dave", Message: store.ArchivedMessage{ID: id, Time: tm, With: "carol@x", Stanza: []byte("<b/>")}},
+		store.ArchiveEntry{Owner: "erin", Message: store.ArchivedMessage{ID: id, Time: tm, Stanza: []byte("<c/>")}},
 		store.ArchiveEntry{Owner: "erin", Message: store.ArchivedMessage{ID: store.NewArchiveID(tm), Time: tm, Stanza: []byte("<c/>")}},
-		store.ArchiveEntry{Owner: "erin", Message: store.ArchivedMessage{ID: store.NewArchiveID(tm), Time: tm, Stanza: []byte("<c/>")}},
+		store.ArchiveEntry{Owner: "fred", Message: store.ArchivedMessage{ID: store.NewArchiveID(tm), Time: tm, Stanza: []byte("<c/>")}},
 	); err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range []string{"carol", "dave", "erin"} {
+	for _, o := range []string{"carol", "dave", "erin", "fred"} {
 		for _, v := range archiveValues(t, s, o) {
 			if v.format != archInline {
 				t.Fatalf("%s: format %d, want %d", o, v.format, archInline)
 			}
 		}
 	}
+	// Expiry leaves no key of either kind behind.
+	if _, err := s.ExpireArchive(t.Context(), tm.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range []string{tagArchive, tagArchiveID, tagArchiveWith, tagArchiveConv} {
+		if n := rawKeys(t, s, tag); n != 0 {
+			t.Errorf("%d %s keys after expiring everything", n, tag)
+		}
+	}
 }
 
-// TestArchiveDanglingRef checks that a copy whose holder is gone (a crash
-// between expiry's two steps) is skipped, not an error.
+// TestArchiveSharedWithPages merges a with page from the with index (a
+// copy of its own) and the conversation keys (shared copies), in both
+// directions and across page boundaries, and keeps a peer on another
+// domain with the same localpart apart.
+func TestArchiveSharedWithPages(t *testing.T) {
+	s := openTest(t, Options{Durability: DurabilityOS})
+	defer s.Close()
+	ctx := t.Context()
+	var want []string
+	for i := range 12 {
+		tm := at0.Add(time.Duration(i) * time.Second)
+		id := store.NewArchiveID(tm)
+		st := fmt.Appendf(nil, "<m n='%d'/>", i)
+		var err error
+		switch i % 3 {
+		case 0: // shared with bob
+			err = s.AppendArchives(ctx,
+				store.ArchiveEntry{Owner: "alice", Message: store.ArchivedMessage{ID: id, Time: tm, With: "bob@x", Stanza: st}},
+				store.ArchiveEntry{Owner: "bob", Message: store.ArchivedMessage{ID: id, Time: tm, With: "alice@x", Stanza: st}})
+			want = append(want, id)
+		case 1: // alice's alone, with bob (bob does not archive it)
+			err = s.AppendArchive(ctx, "alice", store.ArchivedMessage{ID: id, Time: tm, With: "bob@x", Stanza: st})
+			want = append(want, id)
+		case 2: // another bob, on another domain
+			err = s.AppendArchive(ctx, "alice", store.ArchivedMessage{ID: id, Time: tm, With: "bob@y", Stanza: st})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// bob@y shares alice's conversation keys with bob@x: none may leak.
+	p, err := s.QueryArchive(ctx, "alice", store.ArchiveQuery{With: "bob@y"})
+	if err != nil || len(p.Items) != 4 || !p.Complete || p.Count != 4 {
+		t.Fatalf("with bob@y: %d items, complete %v, count %d, %v", len(p.Items), p.Complete, p.Count, err)
+	}
+	for _, last := range []bool{false, true} {
+		for _, max := range []int{0, 1, 3, 5, 8, 100} {
+			var got []string
+			q := store.ArchiveQuery{With: "bob@x", Max: max, Last: last}
+			for pages := 0; ; pages++ {
+				if pages > len(want)+1 {
+					t.Fatalf("max %d last %v: no end", max, last)
+				}
+				p, err := s.QueryArchive(ctx, "alice", q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if last {
+					got = append(ids(p.Items), got...)
+				} else {
+					got = append(got, ids(p.Items)...)
+				}
+				if p.Complete || len(p.Items) == 0 {
+					break
+				}
+				if last {
+					q.BeforeID = p.Items[0].ID
+				} else {
+					q.AfterID = p.Items[len(p.Items)-1].ID
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("with bob@x, max %d, last %v: %q, want %q", max, last, got, want)
+			}
+		}
+	}
+	// bob's side: the shared copies only.
+	p, err = s.QueryArchive(ctx, "bob", store.ArchiveQuery{With: "alice@x"})
+	if err != nil || len(p.Items) != 4 || !p.Complete {
+		t.Fatalf("bob with alice: %d items, %v", len(p.Items), err)
+	}
+	for i, m := range p.Items {
+		if w := fmt.Sprintf("<m n='%d'/>", 3*i); string(m.Stanza) != w {
+			t.Fatalf("bob's item %d: %q, want %q", i, m.Stanza, w)
+		}
+	}
+	// Once alice's archive is gone, bob's copies are his own, with index
+	// and all, and no conversation key is left.
+	if err := s.DeleteArchive(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if n := rawKeys(t, s, tagArchiveConv); n != 0 {
+		t.Fatalf("%d conversation keys after deleting the holders' archive", n)
+	}
+	p, err = s.QueryArchive(ctx, "bob", store.ArchiveQuery{With: "alice@x"})
+	if err != nil || len(p.Items) != 4 || !p.Complete {
+		t.Fatalf("bob with alice after alice's deletion: %d items, %v", len(p.Items), err)
+	}
+	for _, v := range archiveValues(t, s, "bob") {
+		if v.format != archInline {
+			t.Fatalf("bob's copy after alice's deletion: format %d", v.format)
+		}
+	}
+}
+
+// TestArchiveDanglingRef checks that a copy whose holder is gone (expiry
+// takes the two copies in separate batches) is skipped, not an error.
 func TestArchiveDanglingRef(t *testing.T) {
 	s := openTest(t, Options{Durability: DurabilityOS})
 	defer s.Close()
 	appendPair(t, s, 0)
 	appendPair(t, s, 1)
-	lo, _ := userPrefix(tagArchive, "alice")
-	first := append(lo, archiveValues(t, s, "bob")[0].otherPos...)
+	lo, hi := userPrefix(tagArchive, "alice")
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		t.Fatal(err)
+	}
+	it.First()
+	first := bytes.Clone(it.Key())
+	if err := it.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.db.Delete(first, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +228,7 @@ func TestArchiveDanglingRef(t *testing.T) {
 		}
 	}
 	// A copy referring to a key that holds no shared stanza is corrupt.
-	if err := s.db.Set(first, encodeArchived(archInline, store.ArchivedMessage{ID: "x", Stanza: []byte("<x/>")}, "", nil), nil); err != nil {
+	if err := s.db.Set(first, encodeArchived(archInline, store.ArchivedMessage{ID: "x", Stanza: []byte("<x/>")}, ""), nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.QueryArchive(t.Context(), "bob", store.ArchiveQuery{}); err == nil {

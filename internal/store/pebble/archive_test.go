@@ -250,7 +250,7 @@ func TestArchivePositionIDMismatch(t *testing.T) {
 		}
 	}
 	// "other" lives at pos, through the index.
-	put(append(archivePrefix(tagArchive, "alice", ""), pos[:]...), encodeArchived(archInline, store.ArchivedMessage{ID: "other", Stanza: []byte("<m/>")}, "", nil))
+	put(append(archivePrefix(tagArchive, "alice", ""), pos[:]...), encodeArchived(archInline, store.ArchivedMessage{ID: "other", Stanza: []byte("<m/>")}, ""))
 	put(archiveIDKey("alice", "other"), pos[:])
 	for _, q := range []store.ArchiveQuery{{AfterID: posID}, {BeforeID: posID}} {
 		if _, err := s.QueryArchive(ctx, "alice", q); !errors.Is(err, store.ErrNotFound) {
@@ -342,22 +342,28 @@ func TestArchiveMessageKeys(t *testing.T) {
 	with := func(p store.ArchivePos) string {
 		return string(append(archivePrefix(tagArchiveWith, "alice", "w@x"), p[:]...))
 	}
+	conv := func(p store.ArchivePos) string { return string(convKey("alice", "w", p[:])) }
 	for _, c := range []struct {
-		pos      store.ArchivePos
-		id, with string
-		want     []string
+		pos  store.ArchivePos
+		v    archivedValue
+		want []string
 	}{
-		{pos, posID, "w@x", []string{msg(pos), with(pos)}},
-		{pos, posID, "", []string{msg(pos)}},
-		{other, posID, "w@x", []string{msg(other), string(archiveIDKey("alice", posID)), with(other)}},
-		{pos, "uuid", "", []string{msg(pos), string(archiveIDKey("alice", "uuid"))}},
+		{pos, archivedValue{format: archInline, id: posID, with: "w@x"}, []string{msg(pos), with(pos)}},
+		{pos, archivedValue{format: archInline, id: posID}, []string{msg(pos)}},
+		{other, archivedValue{format: archInline, id: posID, with: "w@x"}, []string{msg(other), string(archiveIDKey("alice", posID)), with(other)}},
+		{pos, archivedValue{format: archInline, id: "uuid"}, []string{msg(pos), string(archiveIDKey("alice", "uuid"))}},
+		// A holder has a conversation key instead of a with index entry,
+		// a reference neither.
+		{pos, archivedValue{format: archHolder, id: posID, with: "w@x", other: "w"}, []string{msg(pos), conv(pos)}},
+		{pos, archivedValue{format: archRef, id: posID, with: "w@x", other: "w"}, []string{msg(pos)}},
+		{other, archivedValue{format: archRef, id: "uuid", with: "w@x", other: "w"}, []string{msg(other), string(archiveIDKey("alice", "uuid"))}},
 	} {
 		var got []string
-		for _, k := range archiveMessageKeys("alice", c.pos[:], c.id, c.with) {
+		for _, k := range archiveMessageKeys("alice", c.pos[:], c.v) {
 			got = append(got, string(k))
 		}
 		if !slices.Equal(got, c.want) {
-			t.Errorf("keys of %q at %x with %q:\n got %q\nwant %q", c.id, c.pos, c.with, got, c.want)
+			t.Errorf("keys of %+v at %x:\n got %q\nwant %q", c.v, c.pos, got, c.want)
 		}
 	}
 }

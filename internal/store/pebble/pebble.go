@@ -164,10 +164,9 @@ type Store struct {
 	// their stanzas back, and such an append between that walk and the
 	// range deletion would leave a copy whose stanza is gone (archive.go).
 	archive [numStripes]sync.RWMutex
-	// archiveDel serialises the steps that rewrite another owner's copy
-	// (deletions of whole archives, expiry's moves): each reads the copy
-	// and writes it back, and a deletion of that owner's archive in
-	// between would be undone by the write.
+	// archiveDel serialises deletions of whole archives: each rewrites
+	// copies in other archives (read, then write back), and a deletion of
+	// such an archive in between would be undone by the write.
 	archiveDel sync.Mutex
 	stopCkpt   chan struct{}
 	stopOnce   sync.Once
