@@ -196,16 +196,22 @@ func BenchmarkArchiveExpireIdle(b *testing.B) {
 
 // BenchmarkArchiveRoutedCopies measures AppendArchives of a routed chat
 // message's two copies (the recipient's and the sender's, one batch)
-// among 2,000 users, with ids that carry their position (the router's
-// default, store.NewArchiveID: two keys per copy) and with UUIDs (three
-// keys per copy: the id index entry too). Each sub-benchmark has a fresh
-// store. cpu-ns/op is the process's CPU time per message, with the flush
-// of what the run wrote (and whatever compaction ran meanwhile): on a
-// shared machine it is steadier than ns/op. Run the two alternately with
-// a fixed count, and compare medians:
+// among 2,000 users:
 //
-//	for i in 1 2 3 4 5 6; do for v in PositionIDs UUIDs; do
-//	  go test -run '^$' -bench "BenchmarkArchiveRoutedCopies/$v" -benchtime 60000x ./internal/store/pebble/
+//   - OneID: one id that carries its position for both copies, as the
+//     router makes them: one stanza and three keys (two messages, one
+//     conversation key);
+//   - PositionIDs: an id of its own per copy (store.NewArchiveID): two
+//     stanzas and four keys (a message and a with index entry per copy);
+//   - UUIDs: six keys (the id index entries too).
+//
+// Each sub-benchmark has a fresh store. cpu-ns/op is the process's CPU
+// time per message, with the flush of what the run wrote (and whatever
+// compaction ran meanwhile): on a shared machine it is steadier than
+// ns/op. Run them alternately with a fixed count, and compare medians:
+//
+//	for i in 1 2 3 4 5 6; do for v in OneID PositionIDs UUIDs; do
+//	  go test -run '^$' -bench "BenchmarkArchiveRoutedCopies/$v\$" -benchtime 60000x ./internal/store/pebble/
 //	done; done
 func BenchmarkArchiveRoutedCopies(b *testing.B) {
 	const users = 2000
@@ -233,6 +239,11 @@ func BenchmarkArchiveRoutedCopies(b *testing.B) {
 		name string
 		ids  func(now time.Time) (string, string, time.Time)
 	}{
+		{"OneID", func(now time.Time) (string, string, time.Time) {
+			id := store.NewArchiveID(now)
+			p, _ := store.ParseArchiveID(id)
+			return id, id, p.Time()
+		}},
 		{"PositionIDs", func(now time.Time) (string, string, time.Time) {
 			// As mam archives them: at the time the id carries.
 			id1, id2 := store.NewArchiveID(now), store.NewArchiveID(now)
