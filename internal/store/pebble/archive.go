@@ -163,7 +163,7 @@ func archivePosOf(r pebble.Reader, owner, id string) (pos []byte, ok bool, err e
 		v, closer, err := r.Get(k)
 		switch {
 		case err == nil:
-			// Only the head is decoded, and the value is not copied.
+			// Decoded in place: nothing of it outlives the closer.
 			a, derr := decodeArchived(v)
 			if err := closer.Close(); err != nil {
 				return nil, false, err
@@ -188,8 +188,7 @@ func archivePosOf(r pebble.Reader, owner, id string) (pos []byte, ok bool, err e
 }
 
 // Archived message values. Every format starts with the format byte, the
-// id and the with (lookups by id and expiry read no more); the time is in
-// the key:
+// id and the with; the time is in the key:
 //
 //	archInline  format, id, with, stanza (the rest, no length)
 //	archHolder  format, id, with, other owner, stanza
@@ -380,10 +379,11 @@ type archivePlace struct {
 }
 
 // AppendArchives implements store.Archive: every entry in one batch. Two
-// entries for different owners with the same id, time and stanza (a routed
-// message's copies for its recipient and its sender) store the stanza once
-// and share one conversation key instead of two with index entries (see
-// the key layout).
+// entries for different owners with the same id, time and stanza, each
+// with the other's owner as its peer (a routed message's copies for its
+// recipient and its sender), store the stanza once and share one
+// conversation key instead of two with index entries (see the key
+// layout).
 func (s *Store) AppendArchives(ctx context.Context, entries ...store.ArchiveEntry) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -438,7 +438,8 @@ func (s *Store) AppendArchives(ctx context.Context, entries ...store.ArchiveEntr
 		for j := i + 1; j < len(places); j++ {
 			mj := entries[j].Message
 			if places[j].other < 0 && entries[j].Owner != entries[i].Owner &&
-				mj.ID == mi.ID && mj.Time.Equal(mi.Time) && bytes.Equal(mj.Stanza, mi.Stanza) {
+				mj.ID == mi.ID && mj.Time.Equal(mi.Time) && bytes.Equal(mj.Stanza, mi.Stanza) &&
+				peerIs(mi.With, entries[j].Owner) && peerIs(mj.With, entries[i].Owner) {
 				places[i].format, places[i].other = archHolder, j
 				places[j].format, places[j].other = archRef, i
 				places[j].pos = places[i].pos // the same for an id that carries it
@@ -739,6 +740,14 @@ func pageItem(r pebble.Reader, msgs *pebble.Iterator, msgPrefix, pos []byte, src
 		return store.ArchivedMessage{}, false, fmt.Errorf("archive key %q: %w", mk, err)
 	}
 	return m, found, nil
+}
+
+// peerIs reports whether with, a copy's peer, is the owner of the other
+// copy: a with page finds shared copies through the conversation key of
+// the owner and the peer's localpart.
+func peerIs(with, owner string) bool {
+	l, ok := localpartOf(with)
+	return ok && l == owner
 }
 
 // localpartOf returns the localpart of bare JID j, if it has one: the

@@ -88,7 +88,19 @@ func TestArchiveSharedLayout(t *testing.T) {
 	); err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range []string{"carol", "dave", "erin", "fred"} {
+	// Nor do two whose peers are not each other's owners: a with page
+	// would look for them under another conversation.
+	id = store.NewArchiveID(tm)
+	if err := s.AppendArchives(t.Context(),
+		store.ArchiveEntry{Owner: "gina", Message: store.ArchivedMessage{ID: id, Time: tm, With: "hank@x", Stanza: []byte("<d/>")}},
+		store.ArchiveEntry{Owner: "hugo", Message: store.ArchivedMessage{ID: id, Time: tm, With: "gina@x", Stanza: []byte("<d/>")}},
+	); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.QueryArchive(t.Context(), "gina", store.ArchiveQuery{With: "hank@x"}); err != nil || len(p.Items) != 1 {
+		t.Fatalf("gina with hank: %d items, %v", len(p.Items), err)
+	}
+	for _, o := range []string{"carol", "dave", "erin", "fred", "gina", "hugo"} {
 		for _, v := range archiveValues(t, s, o) {
 			if v.format != archInline {
 				t.Fatalf("%s: format %d, want %d", o, v.format, archInline)
