@@ -299,3 +299,36 @@ func TestArchiveDeleteRacesAppends(t *testing.T) {
 	}
 	t.Logf("%d deletions of alice's archive during %d appends", deletions, n)
 }
+
+// FuzzDecodeArchived feeds arbitrary bytes to the archived value decoder:
+// it must not panic, and whatever it accepts must encode to a value that
+// decodes the same (lengths are uvarints, which accept padded encodings,
+// so the bytes themselves may differ).
+func FuzzDecodeArchived(f *testing.F) {
+	m := store.ArchivedMessage{ID: "g000003b0kn863cvbfqhhqn78vqm3s80", With: "bob@x", Stanza: []byte("<message/>")}
+	f.Add(encodeArchived(archInline, m, ""))
+	f.Add(encodeArchived(archHolder, m, "bob"))
+	f.Add(encodeArchived(archRef, store.ArchivedMessage{ID: m.ID, With: "alice@x"}, "alice"))
+	f.Add([]byte{archRef, 0, 0, 0})
+	f.Add([]byte{9})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		a, err := decodeArchived(v)
+		if err != nil {
+			return
+		}
+		if a.format != archInline && a.other == "" {
+			t.Fatalf("accepted format %d without the other owner", a.format)
+		}
+		if a.format == archRef && len(a.stanza) != 0 {
+			t.Fatalf("accepted a reference with a stanza")
+		}
+		back := encodeArchived(a.format, store.ArchivedMessage{ID: a.id, With: a.with, Stanza: a.stanza}, a.other)
+		b, err := decodeArchived(back)
+		if err != nil {
+			t.Fatalf("%q decodes to %+v, whose encoding %q does not decode: %v", v, a, back, err)
+		}
+		if b.format != a.format || b.id != a.id || b.with != a.with || b.other != a.other || !bytes.Equal(b.stanza, a.stanza) {
+			t.Fatalf("%q decodes to %+v, which encodes to %q, which decodes to %+v", v, a, back, b)
+		}
+	})
+}
