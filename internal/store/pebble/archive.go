@@ -501,6 +501,9 @@ func (s *Store) AppendArchives(ctx context.Context, entries ...store.ArchiveEntr
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("pebble store: append to archive %q: %w", entries[0].Owner, err)
 	}
+	if len(locked) > 0 && s.deletingN.Load() > 0 {
+		s.noteHolders(entries, places) // before the stripes go (deferred)
+	}
 	return nil
 }
 
@@ -849,26 +852,102 @@ func (s *Store) DeleteArchive(ctx context.Context, owner string) error {
 }
 
 // beginArchiveDeletion prepares the range deletion of owner's whole
-// archive. It takes the locks that keep new holders in owner's archive
-// and other rewrites of copies out (Store.archive, Store.archiveDel), then
-// rewrites every copy in another archive that refers to a stanza owner's
-// archive holds as a copy of its own. Those rewrites are committed in
-// batches without an fsync: the deletion's own commit comes after them in
-// the log, so a crash cannot keep the deletion and lose them. The caller
-// commits the deletion (deleteArchiveBatch) and then calls end.
+// archive: it rewrites every copy in another archive that refers to a
+// stanza owner's archive holds as a copy of its own. The walk over the
+// archive runs while appends go on (a large archive takes seconds, and
+// appends to every archive in the owner's lock stripe would wait); the
+// holders appended meanwhile note their positions (noteHolders), and a
+// second step takes the stripe exclusively (Store.archive) and rewrites
+// theirs. The rewrites are committed in batches without an fsync: the
+// deletion's own commit comes after them in the log, so a crash cannot
+// keep the deletion and lose them. Store.archiveDel is held throughout.
+// The caller commits the deletion (deleteArchiveBatch), with the stripe
+// still held, and then calls end.
 func (s *Store) beginArchiveDeletion(db *pebble.DB, owner string) (end func(), err error) {
 	s.archiveDel.Lock()
+	s.deletingMu.Lock()
+	if s.deleting == nil {
+		s.deleting = map[string][][]byte{}
+	}
+	s.deleting[owner] = [][]byte{}
+	s.deletingMu.Unlock()
+	s.deletingN.Add(1)
+	appended := func() [][]byte {
+		s.deletingMu.Lock()
+		defer s.deletingMu.Unlock()
+		ps := s.deleting[owner]
+		delete(s.deleting, owner)
+		s.deletingN.Add(-1)
+		return ps
+	}
+	if err := unshareArchive(db, owner); err != nil {
+		appended()
+		s.archiveDel.Unlock()
+		return nil, fmt.Errorf("pebble store: delete archive %q: %w", owner, err)
+	}
 	l := &s.archive[s.stripe(owner)]
 	l.Lock()
 	end = func() {
 		l.Unlock()
 		s.archiveDel.Unlock()
 	}
-	if err := unshareArchive(db, owner); err != nil {
+	// Every append that made a holder in owner's archive has committed
+	// and noted it by now (it holds the stripe shared until then), and no
+	// other can start before end.
+	if err := unshareAt(db, owner, appended()); err != nil {
 		end()
 		return nil, fmt.Errorf("pebble store: delete archive %q: %w", owner, err)
 	}
 	return end, nil
+}
+
+// noteHolders records the holders AppendArchives just committed for the
+// archives whose deletion is walking them (beginArchiveDeletion).
+func (s *Store) noteHolders(entries []store.ArchiveEntry, places []archivePlace) {
+	s.deletingMu.Lock()
+	defer s.deletingMu.Unlock()
+	for i, p := range places {
+		if p.format != archHolder {
+			continue
+		}
+		if ps, ok := s.deleting[entries[i].Owner]; ok {
+			s.deleting[entries[i].Owner] = append(ps, p.pos)
+		}
+	}
+}
+
+// unshareAt is unshareArchive for the holders at the given positions of
+// owner's archive.
+func unshareAt(db *pebble.DB, owner string, positions [][]byte) error {
+	if len(positions) == 0 {
+		return nil
+	}
+	b := db.NewBatch()
+	defer b.Close()
+	for _, pos := range positions {
+		k := append(archivePrefix(tagArchive, owner, ""), pos...)
+		v, found, err := get(db, k)
+		if err != nil {
+			return err
+		}
+		if !found {
+			continue
+		}
+		a, err := decodeArchived(v)
+		if err != nil {
+			return fmt.Errorf("archive key %q: %w", k, err)
+		}
+		if a.format != archHolder {
+			continue
+		}
+		if err := unshare(db, b, owner, pos, a); err != nil {
+			return err
+		}
+	}
+	if b.Empty() {
+		return nil
+	}
+	return b.Commit(pebble.NoSync)
 }
 
 // unshareArchive gives every copy that refers to a stanza in owner's

@@ -250,8 +250,9 @@ func TestArchiveDanglingRef(t *testing.T) {
 
 // TestArchiveDeleteRacesAppends deletes the holders' archive over and over
 // while pairs are appended: every sender's copy must still read its stanza.
-// Without Store.archive, an append between the deletion's walk and its
-// range delete leaves a copy whose stanza is gone, which a page skips.
+// An append during the deletion's walk that the last step missed (no
+// noteHolders, or no Store.archive) leaves a copy whose stanza is gone,
+// which a page skips.
 func TestArchiveDeleteRacesAppends(t *testing.T) {
 	s := openTest(t, Options{Durability: DurabilityOS})
 	defer s.Close()

@@ -160,14 +160,21 @@ type Store struct {
 	// archive, striped by owner, is held shared by an append that stores
 	// a stanza another owner's copy refers to, and exclusively by the
 	// deletion of that owner's whole archive (DeleteArchive,
-	// DeleteAccount). The deletion first gives the other owners' copies
-	// their stanzas back, and such an append between that walk and the
-	// range deletion would leave a copy whose stanza is gone (archive.go).
+	// DeleteAccount) from its last step before the range deletion: such
+	// an append after that step would leave a copy whose stanza is gone
+	// (archive.go).
 	archive [numStripes]sync.RWMutex
 	// archiveDel serialises deletions of whole archives: each rewrites
 	// copies in other archives (read, then write back), and a deletion of
 	// such an archive in between would be undone by the write.
 	archiveDel sync.Mutex
+	// deleting holds, for an archive whose deletion walks it while
+	// appends go on (beginArchiveDeletion), the positions of the holders
+	// appended to it meanwhile; deletingN counts its entries, so that
+	// appends look at it only while a deletion runs.
+	deletingMu sync.Mutex
+	deleting   map[string][][]byte
+	deletingN  atomic.Int32
 	stopCkpt   chan struct{}
 	stopOnce   sync.Once
 	ckptDone   chan struct{}
