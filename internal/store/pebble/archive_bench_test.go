@@ -18,8 +18,13 @@ import (
 	"github.com/parley-im/parley/internal/store"
 )
 
-// archiveBenchN is the size of the one archive BenchmarkArchive queries.
-const archiveBenchN = 100_000
+// archiveBenchN is the size of the archive BenchmarkArchive queries most;
+// archiveSenderN that of a sender's archive whose copies refer to their
+// recipients' stanzas.
+const (
+	archiveBenchN  = 100_000
+	archiveSenderN = 10_000
+)
 
 var benchWords = strings.Fields(`the a to and of I you it is in that for on are be this with
 have was not we do can what so at just but my if all your about like will get me no
@@ -53,7 +58,9 @@ func archiveStanza(r *rand.Rand, i int, peer string) []byte {
 //
 // ScanNoIndex is the cost the with index saves: the walk a scan-based with
 // filter makes over the whole archive when the peer has fewer messages
-// than a page.
+// than a page. The Sender pages read the archive of a user who sent 10,000
+// messages to local users: each of his copies reads its stanza from the
+// recipient's copy.
 func BenchmarkArchive(b *testing.B) {
 	s := openTest(b, Options{Durability: DurabilityOS, CacheSize: DefaultCacheSize + 2*DefaultMemTableSize})
 	b.Cleanup(func() { _ = s.Close() })
@@ -102,10 +109,33 @@ func BenchmarkArchive(b *testing.B) {
 		b.Fatalf("QueryArchive all: %d items, %v", len(all.Items), err)
 	}
 	mid := all.Items[archiveBenchN/2].ID
-	page := func(name string, q store.ArchiveQuery, want int) {
+
+	// dave sent 10,000 messages to local users peer0..peer99: his copies
+	// refer to theirs for the stanza (one id per routed message), so each
+	// item of his pages costs a second point read.
+	for i := range archiveSenderN {
+		peer := fmt.Sprintf("peer%d", i%100)
+		tm := start.Add(time.Duration(i) * time.Second)
+		id := store.NewArchiveID(tm)
+		st := archiveStanza(r, i, "dave@example.org")
+		if err := s.AppendArchives(ctx,
+			store.ArchiveEntry{Owner: peer, Message: store.ArchivedMessage{ID: id, Time: tm, With: "dave@example.org", Stanza: st}},
+			store.ArchiveEntry{Owner: "dave", Message: store.ArchivedMessage{ID: id, Time: tm, With: peer + "@example.org", Stanza: st}},
+		); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.db.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.db.Compact(ctx, []byte(tagArchive), prefixEnd(tagArchivePrefs), true); err != nil {
+		b.Fatal(err)
+	}
+
+	pageOf := func(owner, name string, q store.ArchiveQuery, want int) {
 		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
-				p, err := s.QueryArchive(ctx, "alice", q)
+				p, err := s.QueryArchive(ctx, owner, q)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -115,6 +145,7 @@ func BenchmarkArchive(b *testing.B) {
 			}
 		})
 	}
+	page := func(name string, q store.ArchiveQuery, want int) { pageOf("alice", name, q, want) }
 	page("LastPage50", store.ArchiveQuery{Max: 50, Last: true}, 50)
 	page("FirstPage50", store.ArchiveQuery{Max: 50}, 50)
 	page("AfterMiddleID50", store.ArchiveQuery{AfterID: mid, Max: 50}, 50)
@@ -122,6 +153,8 @@ func BenchmarkArchive(b *testing.B) {
 	page("With50", store.ArchiveQuery{With: "peer0@example.org", Max: 50}, 50)
 	page("WithLast50", store.ArchiveQuery{With: "peer0@example.org", Max: 50, Last: true}, 50)
 	page("StartEnd50", store.ArchiveQuery{Start: start.Add(40_000 * time.Second), End: start.Add(43_600 * time.Second), Max: 50}, 50)
+	pageOf("dave", "SenderFirstPage50", store.ArchiveQuery{Max: 50}, 50)
+	pageOf("dave", "SenderWith50", store.ArchiveQuery{With: "peer0@example.org", Max: 50}, 50)
 	b.Run("ScanNoIndex", func(b *testing.B) {
 		lo, hi := userPrefix(tagArchive, "alice")
 		for b.Loop() {
