@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -106,7 +107,11 @@ func posTime(pos []byte) time.Time { return store.ArchivePos(pos).Time() }
 
 // archivePrefix returns tag+owner+NUL (+with+NUL when with is given).
 func archivePrefix(tag, owner, with string) []byte {
-	k := make([]byte, 0, len(tag)+len(owner)+len(with)+2+posLen+1)
+	return appendArchivePrefix(make([]byte, 0, len(tag)+len(owner)+len(with)+2+posLen+1), tag, owner, with)
+}
+
+// appendArchivePrefix appends archivePrefix's key to k.
+func appendArchivePrefix(k []byte, tag, owner, with string) []byte {
 	k = append(k, tag...)
 	k = append(k, owner...)
 	k = append(k, sep)
@@ -221,7 +226,11 @@ func encodeArchived(format byte, m store.ArchivedMessage, other string) []byte {
 	if format != archRef {
 		n += len(m.Stanza)
 	}
-	b := make([]byte, 0, n)
+	return appendArchived(make([]byte, 0, n), format, m, other)
+}
+
+// appendArchived appends encodeArchived's value to b.
+func appendArchived(b []byte, format byte, m store.ArchivedMessage, other string) []byte {
 	b = append(b, format)
 	b = appendString(b, m.ID)
 	b = appendString(b, m.With)
@@ -233,6 +242,12 @@ func encodeArchived(format byte, m store.ArchivedMessage, other string) []byte {
 	}
 	return b
 }
+
+// archiveBufs are AppendArchives' buffers for a key and a value.
+type archiveBufs struct{ k, v []byte }
+
+// archiveScratch pools archiveBufs.
+var archiveScratch = sync.Pool{New: func() any { return &archiveBufs{k: make([]byte, 0, 128), v: make([]byte, 0, 1024)} }}
 
 // decodeArchived decodes an archived message value without copying the
 // stanza.
@@ -404,7 +419,7 @@ func (s *Store) AppendArchive(ctx context.Context, owner string, m store.Archive
 // its id carries that <pos>, its value format, and for a shared stanza the
 // index of the other entry.
 type archivePlace struct {
-	pos     []byte
+	pos     store.ArchivePos
 	carries bool
 	format  byte
 	other   int
@@ -456,9 +471,9 @@ func (s *Store) AppendArchives(ctx context.Context, entries ...store.ArchiveEntr
 		p := archivePlace{format: archInline, other: -1}
 		idPos, carries := store.ParseArchiveID(e.Message.ID)
 		if p.carries = carries && e.Message.Time.Equal(idPos.Time()); p.carries {
-			p.pos = idPos[:]
+			p.pos = idPos
 		} else {
-			p.pos = appendPos(nil, e.Message.Time, store.NextArchiveSeq())
+			p.pos = store.MakeArchivePos(e.Message.Time, store.NextArchiveSeq())
 		}
 		places = append(places, p)
 	}
@@ -501,23 +516,37 @@ func (s *Store) AppendArchives(ctx context.Context, entries ...store.ArchiveEntr
 
 	b := db.NewBatch()
 	defer b.Close()
+	// Keys and values are built in reused buffers: Set copies them into
+	// the batch.
+	sc := archiveScratch.Get().(*archiveBufs)
+	defer archiveScratch.Put(sc)
 	for i, e := range entries {
-		owner, m, p := e.Owner, e.Message, places[i]
+		owner, m, p := e.Owner, e.Message, &places[i]
 		var other string
 		if p.other >= 0 {
 			other = entries[p.other].Owner
 		}
-		errs := []error{b.Set(append(archivePrefix(tagArchive, owner, ""), p.pos...), encodeArchived(p.format, m, other), nil)}
+		k := append(appendArchivePrefix(sc.k[:0], tagArchive, owner, ""), p.pos[:]...)
+		sc.v = appendArchived(sc.v[:0], p.format, m, other)
+		errs := [3]error{b.Set(k, sc.v, nil)}
 		if !p.carries {
-			errs = append(errs, b.Set(archiveIDKey(owner, m.ID), p.pos, nil))
+			k = append(appendArchivePrefix(k[:0], tagArchiveID, owner, ""), m.ID...)
+			errs[1] = b.Set(k, p.pos[:], nil)
 		}
 		switch {
 		case p.format == archHolder:
-			errs = append(errs, b.Set(convKey(owner, other, p.pos), nil, nil))
+			x, y := owner, other
+			if x > y {
+				x, y = y, x
+			}
+			k = append(appendArchivePrefix(k[:0], tagArchiveConv, x, y), p.pos[:]...)
+			errs[2] = b.Set(k, nil, nil)
 		case p.format == archInline && m.With != "":
-			errs = append(errs, b.Set(append(archivePrefix(tagArchiveWith, owner, m.With), p.pos...), nil, nil))
+			k = append(appendArchivePrefix(k[:0], tagArchiveWith, owner, m.With), p.pos[:]...)
+			errs[2] = b.Set(k, nil, nil)
 		}
-		if err := errors.Join(errs...); err != nil {
+		sc.k = k
+		if err := errors.Join(errs[:]...); err != nil {
 			return fmt.Errorf("pebble store: append to archive %q: %w", owner, err)
 		}
 	}
@@ -945,7 +974,7 @@ func (s *Store) noteHolders(entries []store.ArchiveEntry, places []archivePlace)
 			continue
 		}
 		if ps, ok := s.deleting[entries[i].Owner]; ok {
-			s.deleting[entries[i].Owner] = append(ps, p.pos)
+			s.deleting[entries[i].Owner] = append(ps, bytes.Clone(p.pos[:]))
 		}
 	}
 }
