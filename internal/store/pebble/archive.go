@@ -123,7 +123,12 @@ func appendArchivePrefix(k []byte, tag, owner, with string) []byte {
 }
 
 func archiveIDKey(owner, id string) []byte {
-	return append(archivePrefix(tagArchiveID, owner, ""), id...)
+	return appendArchiveIDKey(nil, owner, id)
+}
+
+// appendArchiveIDKey appends archiveIDKey's key to k.
+func appendArchiveIDKey(k []byte, owner, id string) []byte {
+	return append(appendArchivePrefix(k, tagArchiveID, owner, ""), id...)
 }
 
 // archiveMessageKeys returns the keys of owner's message at pos with value
@@ -149,10 +154,15 @@ func archiveMessageKeys(owner string, pos []byte, a archivedValue) [][]byte {
 // convPrefix returns the prefix of the conversation keys of owners x and
 // y, in either order.
 func convPrefix(x, y string) []byte {
+	return appendConvPrefix(nil, x, y)
+}
+
+// appendConvPrefix appends convPrefix's prefix to k.
+func appendConvPrefix(k []byte, x, y string) []byte {
 	if x > y {
 		x, y = y, x
 	}
-	return archivePrefix(tagArchiveConv, x, y)
+	return appendArchivePrefix(k, tagArchiveConv, x, y)
 }
 
 func convKey(x, y string, pos []byte) []byte {
@@ -530,16 +540,12 @@ func (s *Store) AppendArchives(ctx context.Context, entries ...store.ArchiveEntr
 		sc.v = appendArchived(sc.v[:0], p.format, m, other)
 		errs := [3]error{b.Set(k, sc.v, nil)}
 		if !p.carries {
-			k = append(appendArchivePrefix(k[:0], tagArchiveID, owner, ""), m.ID...)
+			k = appendArchiveIDKey(k[:0], owner, m.ID)
 			errs[1] = b.Set(k, p.pos[:], nil)
 		}
 		switch {
 		case p.format == archHolder:
-			x, y := owner, other
-			if x > y {
-				x, y = y, x
-			}
-			k = append(appendArchivePrefix(k[:0], tagArchiveConv, x, y), p.pos[:]...)
+			k = append(appendConvPrefix(k[:0], owner, other), p.pos[:]...)
 			errs[2] = b.Set(k, nil, nil)
 		case p.format == archInline && m.With != "":
 			k = append(appendArchivePrefix(k[:0], tagArchiveWith, owner, m.With), p.pos[:]...)
@@ -573,7 +579,9 @@ func (s *Store) AppendArchives(ctx context.Context, entries ...store.ArchiveEntr
 // (archivePosOf: a point read each, two for an id that carries a position
 // but was indexed), one seek and Max steps whatever the archive's size;
 // Last pages walk backwards from the upper bound. With walks the with
-// index and reads each message by point lookup, all from one snapshot.
+// index and the conversation keys with that peer together and reads each
+// message by point lookup; a reference reads its holder's stanza by one
+// more seek. All from one snapshot.
 //
 // Count is exact when the page holds the whole matching range (no AfterID or
 // BeforeID, and Complete), and -1 otherwise: an exact count of a large
