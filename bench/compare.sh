@@ -21,7 +21,15 @@
 #                        empty: Go's defaults (X25519MLKEM768 first, which
 #                        only Parley accepts)
 #   PARLEY_DURABILITY [fsync]  Parley's --durability for the runs
-#   PARLEY_ARGS          more flags for parley serve (e.g. --archive-retention 0)
+#   ARCHIVE ["off on"]   the message archive (XEP-0313) in the chat runs:
+#                        "off" none of the servers archives (Parley with
+#                        --archive-retention 0): the like-for-like durable
+#                        delivery comparison; "on" every server archives
+#                        every 1:1 message (Parley's default; ejabberd's
+#                        mod_mam with default: always and Prosody's
+#                        mod_mam with default_archive_policy = true, both
+#                        in SQLite, as they advise); both: one row each
+#   PARLEY_ARGS          more flags for parley serve
 #   SETTLE [30s]         wait before each memory reading (see docs/benchmarks.md:
 #                        Parley hands its post-login heap room back after a
 #                        quiet 10 s interval; 10 s measured the burst)
@@ -47,6 +55,14 @@ WORK=${WORK:-/tmp/parley-compare}
 PARLEY_DURABILITY=${PARLEY_DURABILITY:-fsync}
 TLS_GROUPS=${TLS_GROUPS-X25519}
 PARLEY_ARGS=${PARLEY_ARGS:-}
+ARCHIVE=${ARCHIVE-off on}
+# The connect runs (idle sessions, logins) run once per server, with the
+# archive on if any chat run has it: Parley's default configuration.
+case " $ARCHIVE " in *" on "*) CONNECT_ARCHIVE=on ;; *) CONNECT_ARCHIVE=off ;; esac
+[ -n "${ARCHIVE// /}" ] || { echo "compare: ARCHIVE is empty: give on, off or both" >&2; exit 2; }
+for a in $ARCHIVE; do
+	case $a in on | off) ;; *) echo "compare: ARCHIVE must list on and/or off, not '$a'" >&2; exit 2 ;; esac
+done
 SETTLE=${SETTLE:-30s}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -87,9 +103,14 @@ install_peers() {
 	# Stopping an ejabberd service starts an epmd of its own (ejabberdctl
 	# asks it for the node): note the one that ran before us, if any.
 	EPMD_BEFORE=$(pgrep -x epmd | tr '\n' ' ' || true)
-	if ! command -v ejabberdctl >/dev/null || ! command -v prosody >/dev/null; then
-		log "installing ejabberd and prosody from Debian"
-		DEBIAN_FRONTEND=noninteractive apt-get install -y ejabberd prosody >/dev/null
+	# The SQLite drivers hold the peers' archives (ARCHIVE=on).
+	local pkgs="ejabberd prosody erlang-p1-sqlite3 lua-dbi-sqlite3" p missing=""
+	for p in $pkgs; do
+		dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+	done
+	if [ -n "$missing" ]; then
+		log "installing$missing from Debian"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y $pkgs >/dev/null
 	fi
 	# They must not run as system services: stop and disable whatever the
 	# package scripts may have started (a policy-rc.d may have prevented it).
@@ -127,9 +148,15 @@ prepare() {
 	chmod 755 "$WORK"
 
 	mkdir -p "$WORK/ejabberd/logs" "$WORK/ejabberd/spool"
-	sed -e "s|@DOMAIN@|$DOMAIN|g" -e "s|@CERT_PEM@|$WORK/combined.pem|g" \
-		-e "s|@C2S_PORT@|$EJABBERD_C2S|g" -e "s|@C2S_TLS_PORT@|$EJABBERD_TLS|g" \
-		"$BENCH_DIR/ejabberd.yml.in" >"$WORK/ejabberd/ejabberd.yml"
+	local mode
+	for mode in off on; do
+		sed -e "s|@DOMAIN@|$DOMAIN|g" -e "s|@CERT_PEM@|$WORK/combined.pem|g" \
+			-e "s|@C2S_PORT@|$EJABBERD_C2S|g" -e "s|@C2S_TLS_PORT@|$EJABBERD_TLS|g" \
+			-e "s|@ARCHIVE@|$( [ $mode = on ] && echo "mod_mam: {default: always, db_type: sql}" || echo "# no archive" )|" \
+			-e "s|@ARCHIVE_SQL_TYPE@|$( [ $mode = on ] && echo "sql_type: sqlite" || echo "# no archive" )|" \
+			-e "s|@ARCHIVE_SQL_DATABASE@|$( [ $mode = on ] && echo "sql_database: \"$WORK/ejabberd/spool/archive.db\"" || echo "# no archive" )|" \
+			"$BENCH_DIR/ejabberd.yml.in" >"$WORK/ejabberd/ejabberd-archive-$mode.yml"
+	done
 	# ejabberdctl.cfg: enough Erlang ports (sockets) for N sessions.
 	cat >"$WORK/ejabberd/ejabberdctl.cfg" <<-EOF
 		ERL_MAX_PORTS=65536
@@ -141,9 +168,14 @@ prepare() {
 	chown -R ejabberd:ejabberd "$WORK/ejabberd"
 
 	mkdir -p "$WORK/prosody/data"
-	sed -e "s|@DOMAIN@|$DOMAIN|g" -e "s|@CERT_PEM@|$WORK/cert.pem|g" -e "s|@KEY_PEM@|$WORK/key.pem|g" \
-		-e "s|@C2S_PORT@|$PROSODY_C2S|g" -e "s|@C2S_TLS_PORT@|$PROSODY_TLS|g" -e "s|@DIR@|$WORK/prosody|g" \
-		"$BENCH_DIR/prosody.cfg.lua.in" >"$WORK/prosody/prosody.cfg.lua"
+	for mode in off on; do
+		sed -e "s|@DOMAIN@|$DOMAIN|g" -e "s|@CERT_PEM@|$WORK/cert.pem|g" -e "s|@KEY_PEM@|$WORK/key.pem|g" \
+			-e "s|@C2S_PORT@|$PROSODY_C2S|g" -e "s|@C2S_TLS_PORT@|$PROSODY_TLS|g" -e "s|@DIR@|$WORK/prosody|g" \
+			-e "s|@ARCHIVE@|$( [ $mode = on ] && echo '"mam";' || echo '-- no archive' )|" \
+			-e "s|@ARCHIVE_POLICY@|$( [ $mode = on ] && echo true || echo false )|" \
+			-e "s|@ARCHIVE_STORAGE@|$( [ $mode = on ] && echo 'storage = { archive = \"sql\" }; sql = { driver = \"SQLite3\", database = \"archive.sqlite\" }' || echo '-- no archive' )|" \
+			"$BENCH_DIR/prosody.cfg.lua.in" >"$WORK/prosody/prosody-archive-$mode.cfg.lua"
+	done
 	chown -R prosody:prosody "$WORK/prosody"
 }
 
@@ -159,14 +191,17 @@ wait_port() {
 	return 1
 }
 
+# start_server SERVER [ARCHIVE]: ARCHIVE is on or off (default
+# $CONNECT_ARCHIVE).
 start_server() {
-	local name=$1
+	local name=$1 archive=${2:-$CONNECT_ARCHIVE} parley_archive=""
+	[ "$archive" = off ] && parley_archive="--archive-retention 0"
 	case $name in
 	parley)
 		taskset -c 0 "$PARLEY" serve --domain "$DOMAIN" --data "$WORK/parley/data" \
 			--c2s 127.0.0.1:$PARLEY_C2S --c2s-tls 127.0.0.1:$PARLEY_TLS --http 127.0.0.1:$PARLEY_HTTP \
 			--tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem" --starttls-required=false \
-			--durability "$PARLEY_DURABILITY" --log-level warn $PARLEY_ARGS 2>>"$WORK/parley.log" &
+			--durability "$PARLEY_DURABILITY" --log-level warn $parley_archive $PARLEY_ARGS 2>>"$WORK/parley.log" &
 		SERVER_PID=$!
 		wait_port $PARLEY_C2S || die "parley did not start (see $WORK/parley.log)"
 		;;
@@ -175,7 +210,7 @@ start_server() {
 		# the Erlang VM (beam.smp) of our node.
 		taskset -c 0 setpriv --reuid=ejabberd --regid=ejabberd --init-groups \
 			env HOME=/var/lib/ejabberd ejabberdctl --config-dir "$WORK/ejabberd" \
-			--config "$WORK/ejabberd/ejabberd.yml" --ctl-config "$WORK/ejabberd/ejabberdctl.cfg" \
+			--config "$WORK/ejabberd/ejabberd-archive-$archive.yml" --ctl-config "$WORK/ejabberd/ejabberdctl.cfg" \
 			--logs "$WORK/ejabberd/logs" --spool "$WORK/ejabberd/spool" --node "$EJABBERD_NODE" \
 			foreground >>"$WORK/ejabberd.log" 2>&1 &
 		wait_port $EJABBERD_C2S || die "ejabberd did not start (see $WORK/ejabberd.log and $WORK/ejabberd/logs)"
@@ -184,7 +219,7 @@ start_server() {
 		;;
 	prosody)
 		taskset -c 0 setpriv --reuid=prosody --regid=prosody --init-groups \
-			prosody --config "$WORK/prosody/prosody.cfg.lua" -F >>"$WORK/prosody.log" 2>&1 &
+			prosody --config "$WORK/prosody/prosody-archive-$archive.cfg.lua" -F >>"$WORK/prosody.log" 2>&1 &
 		SERVER_PID=$!
 		wait_port $PROSODY_C2S || die "prosody did not start (see $WORK/prosody.log and $WORK/prosody/prosody.log)"
 		;;
@@ -267,12 +302,15 @@ measure() {
 		bench "$server" "$mode" "$server-connect-$mode.json" connect -n "$N" --pid "$SERVER_PID" --settle "$SETTLE"
 		stop_server
 	done
-	start_server "$server"
-	log "$server: chat, $CHAT_USERS users, max rate"
-	bench "$server" starttls "$server-chat-max.json" chat -n "$CHAT_USERS" --duration "${CHAT_SECONDS}s" --window 2000 --pid "$SERVER_PID"
-	log "$server: chat, $CHAT_USERS users, $CHAT_RATE msgs/s"
-	bench "$server" starttls "$server-chat-rate.json" chat -n "$CHAT_USERS" --duration "${CHAT_SECONDS}s" --rate "$CHAT_RATE" --window 100000 --pid "$SERVER_PID"
-	stop_server
+	local archive
+	for archive in $ARCHIVE; do
+		start_server "$server" "$archive"
+		log "$server: chat, $CHAT_USERS users, max rate, archive $archive"
+		bench "$server" starttls "$server-chat-max-archive-$archive.json" chat -n "$CHAT_USERS" --duration "${CHAT_SECONDS}s" --window 2000 --pid "$SERVER_PID"
+		log "$server: chat, $CHAT_USERS users, $CHAT_RATE msgs/s, archive $archive"
+		bench "$server" starttls "$server-chat-rate-archive-$archive.json" chat -n "$CHAT_USERS" --duration "${CHAT_SECONDS}s" --rate "$CHAT_RATE" --window 100000 --pid "$SERVER_PID"
+		stop_server
+	done
 }
 
 # parley_version names the commit built, and says when the working tree
@@ -288,23 +326,27 @@ table() {
 	# Server CPU time per login and per message comes beside the rates: on
 	# a shared machine a server pinned to core 0 may get a fraction of it,
 	# which lowers its rates but hardly its CPU time per operation.
-	echo "| server | bytes/session plain | bytes/session TLS | logins/s plain | logins/s TLS | server CPU/login plain | server CPU/login TLS | msgs/s (max) | server CPU/msg at max | p99 at max | p99 at $CHAT_RATE msgs/s | failures |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| server | archive | bytes/session plain | bytes/session TLS | logins/s plain | logins/s TLS | server CPU/login plain | server CPU/login TLS | msgs/s (max) | server CPU/msg at max | p99 at max | p99 at $CHAT_RATE msgs/s | failures |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	local s a
 	for s in $SERVERS; do
 		local r=$RESULTS/$s
-		jq -rn --arg s "$s" \
-			--slurpfile p "$r-connect-plain.json" --slurpfile t "$r-connect-starttls.json" \
-			--slurpfile m "$r-chat-max.json" --slurpfile c "$r-chat-rate.json" '
-			def kb: (. / 1024 * 10 | round / 10 | tostring) + " KiB";
-			def ms: (. * 100 | round / 100 | tostring) + " ms";
-			def us: (. | round | tostring) + " µs";
-			def perlogin: (.server_cpu_seconds * 1e6 / ([.login.ok, 1] | max)) | us;
-			"| \($s) | \($p[0].memory.bytes_per_session | kb) | \($t[0].memory.bytes_per_session | kb)"
-			+ " | \($p[0].login.per_second | floor) | \($t[0].login.per_second | floor)"
-			+ " | \($p[0] | perlogin) | \($t[0] | perlogin)"
-			+ " | \($m[0].chat.delivered_per_second | floor) | \($m[0].chat.server_cpu_per_message_us | us)"
-			+ " | \($m[0].chat.latency.p99_ms | ms) | \($c[0].chat.latency.p99_ms | ms)"
-			+ " | \($p[0].login.failed + $t[0].login.failed + $m[0].chat.lost + $c[0].chat.lost) |"'
+		for a in $ARCHIVE; do
+			[ -f "$r-chat-max-archive-$a.json" ] || continue
+			jq -rn --arg s "$s" --arg a "$a" \
+				--slurpfile p "$r-connect-plain.json" --slurpfile t "$r-connect-starttls.json" \
+				--slurpfile m "$r-chat-max-archive-$a.json" --slurpfile c "$r-chat-rate-archive-$a.json" '
+				def kb: (. / 1024 * 10 | round / 10 | tostring) + " KiB";
+				def ms: (. * 100 | round / 100 | tostring) + " ms";
+				def us: (. | round | tostring) + " µs";
+				def perlogin: (.server_cpu_seconds * 1e6 / ([.login.ok, 1] | max)) | us;
+				"| \($s) | \($a) | \($p[0].memory.bytes_per_session | kb) | \($t[0].memory.bytes_per_session | kb)"
+				+ " | \($p[0].login.per_second | floor) | \($t[0].login.per_second | floor)"
+				+ " | \($p[0] | perlogin) | \($t[0] | perlogin)"
+				+ " | \($m[0].chat.delivered_per_second | floor) | \($m[0].chat.server_cpu_per_message_us | us)"
+				+ " | \($m[0].chat.latency.p99_ms | ms) | \($c[0].chat.latency.p99_ms | ms)"
+				+ " | \($p[0].login.failed + $t[0].login.failed + $m[0].chat.lost + $c[0].chat.lost) |"'
+		done
 	done
 }
 
@@ -315,12 +357,12 @@ if [ "${TABLE_ONLY:-}" = 1 ]; then
 fi
 install_peers
 prepare
-log "N=$N CHAT_USERS=$CHAT_USERS CHAT_SECONDS=$CHAT_SECONDS CHAT_RATE=$CHAT_RATE TLS_GROUPS=${TLS_GROUPS:-default}; nproc $(nproc); load $(cut -d' ' -f1-3 /proc/loadavg)"
+log "N=$N CHAT_USERS=$CHAT_USERS CHAT_SECONDS=$CHAT_SECONDS CHAT_RATE=$CHAT_RATE ARCHIVE=\"$ARCHIVE\" TLS_GROUPS=${TLS_GROUPS:-default}; nproc $(nproc); load $(cut -d' ' -f1-3 /proc/loadavg)"
 for s in $SERVERS; do
 	measure "$s"
 done
 {
-	echo "N=$N idle sessions; chat: $CHAT_USERS users, ${CHAT_SECONDS}s per run, SCRAM-SHA-1, stream management off, STARTTLS for chat, TLS groups offered: ${TLS_GROUPS:-Go default}"
+	echo "N=$N idle sessions; chat: $CHAT_USERS users, ${CHAT_SECONDS}s per run, SCRAM-SHA-1, stream management off, STARTTLS for chat, archive runs: $ARCHIVE, TLS groups offered: ${TLS_GROUPS:-Go default}"
 	echo "$(date -u +%FT%TZ), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), parley $(cat "$WORK/parley-version" 2>/dev/null || echo '?'), $(dpkg-query -W -f '${Package} ${Version}, ' ejabberd prosody 2>/dev/null)"
 	echo
 	table
