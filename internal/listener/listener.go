@@ -187,8 +187,18 @@ type Listener struct {
 	ln     net.Listener
 	log    *slog.Logger
 	poller *netpoll.Poller // nil: a reader goroutine per connection
-	done   chan struct{}
+	done   chan struct{}   // closed when Serve returns
+	// state is listenerNew until Serve or Close claims the listener: a
+	// Close before any Serve (a server whose start-up failed after this
+	// listener opened) must not wait for a Serve that will never run.
+	state atomic.Int32
 }
+
+const (
+	listenerNew int32 = iota
+	listenerServing
+	listenerClosed
+)
 
 // Listen binds the address; Serve starts accepting.
 func Listen(cfg Config) (*Listener, error) {
@@ -220,6 +230,9 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 // Close stops accepting; live connections are untouched (see Tracker.Drain).
 func (l *Listener) Close() error {
 	err := l.ln.Close()
+	if l.state.CompareAndSwap(listenerNew, listenerClosed) {
+		return err // never served: nothing to wait for
+	}
 	<-l.done
 	return err
 }
@@ -237,6 +250,9 @@ const (
 // Serve accepts until Close. Temporary accept errors (out of file
 // descriptors) back off instead of spinning.
 func (l *Listener) Serve() {
+	if !l.state.CompareAndSwap(listenerNew, listenerServing) {
+		return // closed before it served, or served already
+	}
 	defer close(l.done)
 	var backoff time.Duration
 	for {

@@ -495,3 +495,23 @@ func TestCloseStopsAccepting(t *testing.T) {
 		t.Fatalf("fed %q", got)
 	}
 }
+
+// TestCloseBeforeServe: a listener closed before it ever served (its
+// server's start-up failed later) closes without waiting for an accept
+// loop, frees its port, and a Serve after that returns at once.
+func TestCloseBeforeServe(t *testing.T) {
+	ln, err := Listen(Config{Addr: "127.0.0.1:0", NewSession: func(*Conn, string) (Session, error) { return nil, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ln.Serve()
+	again, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("port not freed: %v", err)
+	}
+	again.Close()
+}
