@@ -67,6 +67,8 @@ SETTLE=${SETTLE:-30s}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_DIR=$ROOT/bench
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 RESULTS=$WORK/results
 PARLEY=$WORK/bin/parley
 
@@ -140,21 +142,21 @@ prepare() {
 		parley_version >"$WORK/parley-version"
 	fi
 	# One self-signed certificate for all three servers; the load verifies it.
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
-		-subj "/CN=$DOMAIN" -addext "subjectAltName=DNS:$DOMAIN" \
-		-keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+	self_signed "$WORK" "$DOMAIN"
 	cat "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/combined.pem"
 	chmod 644 "$WORK/cert.pem" "$WORK/key.pem" "$WORK/combined.pem"
 	chmod 755 "$WORK"
 
 	mkdir -p "$WORK/ejabberd/logs" "$WORK/ejabberd/spool"
+	# One config per archive mode; pick MODE ON OFF prints ON in mode on.
 	local mode
+	pick() { if [ "$1" = on ]; then printf '%s' "$2"; else printf '%s' "$3"; fi; }
 	for mode in off on; do
 		sed -e "s|@DOMAIN@|$DOMAIN|g" -e "s|@CERT_PEM@|$WORK/combined.pem|g" \
 			-e "s|@C2S_PORT@|$EJABBERD_C2S|g" -e "s|@C2S_TLS_PORT@|$EJABBERD_TLS|g" \
-			-e "s|@ARCHIVE@|$( [ $mode = on ] && echo "mod_mam: {default: always, db_type: sql}" || echo "# no archive" )|" \
-			-e "s|@ARCHIVE_SQL_TYPE@|$( [ $mode = on ] && echo "sql_type: sqlite" || echo "# no archive" )|" \
-			-e "s|@ARCHIVE_SQL_DATABASE@|$( [ $mode = on ] && echo "sql_database: \"$WORK/ejabberd/spool/archive.db\"" || echo "# no archive" )|" \
+			-e "s|@ARCHIVE@|$(pick $mode "mod_mam: {default: always, db_type: sql}" "# no archive")|" \
+			-e "s|@ARCHIVE_SQL_TYPE@|$(pick $mode "sql_type: sqlite" "# no archive")|" \
+			-e "s|@ARCHIVE_SQL_DATABASE@|$(pick $mode "sql_database: \"$WORK/ejabberd/spool/archive.db\"" "# no archive")|" \
 			"$BENCH_DIR/ejabberd.yml.in" >"$WORK/ejabberd/ejabberd-archive-$mode.yml"
 	done
 	# ejabberdctl.cfg: enough Erlang ports (sockets) for N sessions.
@@ -171,25 +173,15 @@ prepare() {
 	for mode in off on; do
 		sed -e "s|@DOMAIN@|$DOMAIN|g" -e "s|@CERT_PEM@|$WORK/cert.pem|g" -e "s|@KEY_PEM@|$WORK/key.pem|g" \
 			-e "s|@C2S_PORT@|$PROSODY_C2S|g" -e "s|@C2S_TLS_PORT@|$PROSODY_TLS|g" -e "s|@DIR@|$WORK/prosody|g" \
-			-e "s|@ARCHIVE@|$( [ $mode = on ] && echo '"mam";' || echo '-- no archive' )|" \
-			-e "s|@ARCHIVE_POLICY@|$( [ $mode = on ] && echo true || echo false )|" \
-			-e "s|@ARCHIVE_STORAGE@|$( [ $mode = on ] && echo 'storage = { archive = \"sql\" }; sql = { driver = \"SQLite3\", database = \"archive.sqlite\" }' || echo '-- no archive' )|" \
+			-e "s|@ARCHIVE@|$(pick $mode '"mam";' '-- no archive')|" \
+			-e "s|@ARCHIVE_POLICY@|$(pick $mode true false)|" \
+			-e "s|@ARCHIVE_STORAGE@|$(pick $mode 'storage = { archive = \"sql\" }; sql = { driver = \"SQLite3\", database = \"archive.sqlite\" }' '-- no archive')|" \
 			"$BENCH_DIR/prosody.cfg.lua.in" >"$WORK/prosody/prosody-archive-$mode.cfg.lua"
 	done
 	chown -R prosody:prosody "$WORK/prosody"
 }
 
 # --- servers ---------------------------------------------------------------
-wait_port() {
-	local port=$1
-	for _ in $(seq 1 600); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	return 1
-}
 
 # start_server SERVER [ARCHIVE]: ARCHIVE is on or off (default
 # $CONNECT_ARCHIVE).

@@ -15,27 +15,26 @@ set -euo pipefail
 IDLE=${1:?usage: gcidle.sh IDLE}
 WORK=${WORK:-/tmp/parley-gcidle}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 BIN=$WORK/parley
-C2S=18222 HTTP=18280
+C2S=18222 C2S_TLS=18223 HTTP=18280
 mkdir -p "$WORK"
 if [ -n "${PARLEY_BIN:-}" ]; then cp "$PARLEY_BIN" "$BIN"; else (cd "$ROOT" && go build -o "$BIN" ./cmd/parley); fi
-if [ ! -f "$WORK/cert.pem" ]; then
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=bench.local \
-		-addext subjectAltName=DNS:bench.local -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
-fi
+[ -f "$WORK/cert.pem" ] || self_signed "$WORK" bench.local
 if [ ! -d "$WORK/base" ]; then # 2,000 chat users and up to 17,000 idle ones, imported once
 	{ "$BIN" bench --print-accounts -n 2000 --domain bench.local --user-prefix bench --password bench-pw
 	  "$BIN" bench --print-accounts -n 17000 --domain bench.local --user-prefix idle --password bench-pw; } |
 		"$BIN" user import --data "$WORK/base" >/dev/null
 fi
 rm -rf "$WORK/run"; mkdir -p "$WORK/run"; cp -r "$WORK/base" "$WORK/run/data"
-taskset -c 0 "$BIN" serve --domain bench.local --data "$WORK/run/data" --c2s 127.0.0.1:$C2S --http 127.0.0.1:$HTTP \
+taskset -c 0 "$BIN" serve --domain bench.local --data "$WORK/run/data" --c2s 127.0.0.1:$C2S --c2s-tls 127.0.0.1:$C2S_TLS --http 127.0.0.1:$HTTP \
 	--tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem" --starttls-required=false --log-level warn \
 	2>"$WORK/run/server.log" </dev/null &
 server=$!
 idlepid=""
 trap 'kill $server $idlepid 2>/dev/null; wait || true' EXIT
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$C2S) 2>/dev/null && break; sleep 0.1; done
+wait_port $C2S || { echo "parley did not start: $WORK/run/server.log" >&2; exit 1; }
 load=(taskset -c 1 "$BIN" bench --addr 127.0.0.1:$C2S --tls starttls --domain bench.local --ca "$WORK/cert.pem"
 	--mechanism SCRAM-SHA-1 --password bench-pw --json)
 if [ "$IDLE" -gt 0 ]; then
